@@ -1,0 +1,119 @@
+// pybind11 bindings: plain integers, floats and lists only. Pointers and streams travel as
+// integers; the GIL is released while a kernel runs and no Python object is touched then.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/philox.h"
+#include "cpu/fill_cpu.h"
+#include "cuda/fill_cuda.h"
+#include "fill_request.h"
+
+namespace py = pybind11;
+using fastinit::FillRequest;
+
+namespace {
+
+FillRequest make_request(int op, int dtype, std::uintptr_t data, const std::vector<std::int64_t>& shape,
+                         const std::vector<std::int64_t>& mem_strides,
+                         const std::vector<std::int64_t>& logical_strides, std::uint64_t logical_base,
+                         std::uint32_t k0, std::uint32_t k1, std::uint32_t purpose,
+                         const std::vector<double>& params) {
+  const std::size_t ndim = shape.size();
+  if (mem_strides.size() != ndim || logical_strides.size() != ndim)
+    throw std::invalid_argument("fastinit: shape and strides differ in length");
+  if (ndim > static_cast<std::size_t>(fastinit::kRequestMaxDims))
+    throw std::invalid_argument("fastinit: too many dimensions");
+  if (params.size() > static_cast<std::size_t>(fastinit::kRequestMaxParams))
+    throw std::invalid_argument("fastinit: too many parameters");
+  FillRequest r;
+  r.op = op;
+  r.dtype = dtype;
+  r.data = data;
+  r.ndim = static_cast<int>(ndim);
+  for (std::size_t d = 0; d < ndim; ++d) {
+    if (shape[d] < 0) throw std::invalid_argument("fastinit: negative size");
+    r.shape[d] = shape[d];
+    r.mem_stride[d] = mem_strides[d];
+    r.logical_stride[d] = logical_strides[d];
+  }
+  r.logical_base = logical_base;
+  r.k0 = k0;
+  r.k1 = k1;
+  r.purpose = purpose;
+  for (std::size_t i = 0; i < fastinit::kRequestMaxParams; ++i) r.params[i] = i < params.size() ? params[i] : 0.0;
+  return r;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = R"pbdoc(
+    fastinit's compiled core: Philox4x32-10 random-stream kernels (CPU with OpenMP, CUDA).
+    Called by the Python package; not a public API.
+  )pbdoc";
+
+  m.def(
+      "fill",
+      [](int op, int dtype, std::uintptr_t data, const std::vector<std::int64_t>& shape,
+         const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
+         std::uint64_t logical_base, std::uint32_t k0, std::uint32_t k1, std::uint32_t purpose,
+         const std::vector<double>& params, const std::string& isa) {
+        const FillRequest request = make_request(op, dtype, data, shape, mem_strides, logical_strides,
+                                                 logical_base, k0, k1, purpose, params);
+        py::gil_scoped_release release;
+        if (isa == "generic") {
+          fastinit::cpu_generic::cpu_fill(request);
+        } else if (isa == "avx2") {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+          if (fastinit::cpu_isa() != "avx2") throw std::invalid_argument("fastinit: the avx2 build cannot run here");
+          fastinit::cpu_avx2::cpu_fill(request);
+#else
+          throw std::invalid_argument("fastinit: built without the avx2 kernels");
+#endif
+        } else {
+          fastinit::cpu_fill(request);
+        }
+      },
+      py::arg("op"), py::arg("dtype"), py::arg("data"), py::arg("shape"), py::arg("mem_strides"),
+      py::arg("logical_strides"), py::arg("logical_base"), py::arg("k0"), py::arg("k1"),
+      py::arg("purpose"), py::arg("params"), py::arg("isa") = "auto",
+      R"pbdoc(Fill a strided CPU buffer in place with stream values (see fastinit/_fill.py).)pbdoc");
+
+  m.def(
+      "fill_cuda",
+      [](int op, int dtype, std::uintptr_t data, const std::vector<std::int64_t>& shape,
+         const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
+         std::uint64_t logical_base, std::uint32_t k0, std::uint32_t k1, std::uint32_t purpose,
+         const std::vector<double>& params, int device, std::uintptr_t stream) {
+        const FillRequest request = make_request(op, dtype, data, shape, mem_strides, logical_strides,
+                                                 logical_base, k0, k1, purpose, params);
+        py::gil_scoped_release release;
+        fastinit::cuda_fill(request, device, stream);
+      },
+      py::arg("op"), py::arg("dtype"), py::arg("data"), py::arg("shape"), py::arg("mem_strides"),
+      py::arg("logical_strides"), py::arg("logical_base"), py::arg("k0"), py::arg("k1"),
+      py::arg("purpose"), py::arg("params"), py::arg("device"), py::arg("stream"),
+      R"pbdoc(Enqueue a fill of a strided CUDA buffer on `stream` (a cudaStream_t as an int).)pbdoc");
+
+  m.def(
+      "philox4x32_10",
+      [](std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
+         std::uint32_t k1) {
+        const fastinit::Words4 r = fastinit::philox4x32_10(c0, c1, c2, c3, k0, k1);
+        return py::make_tuple(r.w[0], r.w[1], r.w[2], r.w[3]);
+      },
+      R"pbdoc(One Philox4x32-10 block (for the known-answer tests).)pbdoc");
+
+  m.def("cpu_isa", &fastinit::cpu_isa, "The CPU build in use: 'avx2' or 'generic'.");
+  m.def("has_openmp", &fastinit::has_openmp, "Whether the core was built with OpenMP.");
+  m.def("openmp_max_threads", &fastinit::openmp_max_threads, "OpenMP threads a fill may use.");
+  m.def("cuda_compiled", &fastinit::cuda_compiled, "Whether CUDA kernels were compiled in.");
+  m.def("cuda_device_count", &fastinit::cuda_device_count,
+        "Visible CUDA devices (0 without a driver or GPU; never raises).");
+  m.attr("STREAM_FORMAT_VERSION") = 1;
+}

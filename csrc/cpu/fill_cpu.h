@@ -1,0 +1,23 @@
+// The CPU fill entry points, one per instruction-set build, and the run-time choice among them.
+#pragma once
+#include <string>
+
+#include "../fill_request.h"
+
+namespace fastinit {
+namespace cpu_generic {
+void cpu_fill(const FillRequest& request);
+}
+namespace cpu_avx2 {
+void cpu_fill(const FillRequest& request);
+}
+
+// Fill on the CPU with the best build this processor runs (FASTINIT_CPU_ISA=generic forces the
+// portable one). Throws std::invalid_argument for a bad request.
+void cpu_fill(const FillRequest& request);
+// "avx2" or "generic": the build cpu_fill uses.
+std::string cpu_isa();
+bool has_openmp();
+int openmp_max_threads();
+
+}  // namespace fastinit

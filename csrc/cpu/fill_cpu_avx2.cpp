@@ -1,0 +1,9 @@
+// The AVX2 + FMA build of the CPU fill (compiled with -mavx2 -mfma; chosen at run time).
+#include "fill_cpu.h"
+#include "fill_cpu_impl.h"
+
+namespace fastinit {
+namespace cpu_avx2 {
+void cpu_fill(const FillRequest& request) { cpu::cpu_fill_impl(request); }
+}  // namespace cpu_avx2
+}  // namespace fastinit

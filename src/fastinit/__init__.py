@@ -1,0 +1,61 @@
+"""fastinit: fast, reproducible weight initialization for PyTorch and NumPy.
+
+A drop-in for ``torch.nn.init`` (same names, signatures and semantics) whose values come from a
+counter-based random stream: the same seed gives the same weights on every backend, device,
+thread count and shard.
+
+>>> import torch, fastinit as init
+>>> torch.manual_seed(0)
+>>> w = init.kaiming_normal_(torch.empty(512, 256), nonlinearity="relu")
+>>> a = init.trunc_normal_(numpy.empty((768, 768), dtype=numpy.float32), std=0.02, generator=1)
+"""
+from __future__ import annotations
+
+from ._backend import available_backends, get_backend, set_backend
+from ._generators import Generator, default_generator, manual_seed
+from ._version import STREAM_FORMAT_VERSION, __version__
+from .fans import calculate_fan_in_and_fan_out, calculate_gain
+from .init import (
+    calculate_gain,
+    constant,
+    constant_,
+    dirac,
+    dirac_,
+    eye,
+    eye_,
+    kaiming_normal,
+    kaiming_normal_,
+    kaiming_uniform,
+    kaiming_uniform_,
+    normal,
+    normal_,
+    ones_,
+    orthogonal,
+    orthogonal_,
+    sparse,
+    sparse_,
+    trunc_normal_,
+    uniform,
+    uniform_,
+    xavier_normal,
+    xavier_normal_,
+    xavier_uniform,
+    xavier_uniform_,
+    zeros_,
+)
+from . import init  # noqa: E402  (``from fastinit import init`` as a module, like torch.nn.init)
+
+_calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
+
+__all__ = [
+    "__version__", "STREAM_FORMAT_VERSION",
+    "Generator", "manual_seed", "default_generator",
+    "get_backend", "set_backend", "available_backends",
+    "calculate_gain", "calculate_fan_in_and_fan_out",
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+    "sparse_",
+    "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
+    "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
+    "init",
+]

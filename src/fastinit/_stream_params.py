@@ -1,0 +1,94 @@
+"""Per-call constants of the stream operations, computed once on the host in float64.
+
+Both backends (the compiled core and the NumPy path) receive exactly these numbers, so the
+host-side arithmetic is defined once. Layouts (the `params` of a fill request):
+
+    uniform:       [step, start]
+    normal:        [mean, std]
+    trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far]
+
+See docs/stream-format.md for the meaning of each constant.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ._dtypes import FloatFormat
+
+OP_UNIFORM = 0
+OP_NORMAL = 1
+OP_TRUNC_NORMAL = 2
+
+# Bits of resolution of the uniform draw per family, and of the truncated normal's draw.
+_UNIFORM_BITS = {"f32": 24, "f64": 52}
+_OPEN_UNIFORM_MIN = {"f32": 2.0**-24, "f64": 2.0**-53}
+# The tail polynomial covers sqrt(w) up to this; beyond, the far piece is needed.
+_FAR_SW = {"f32": 4.0, "f64": 6.0}
+
+
+@dataclass(frozen=True)
+class OpCall:
+    op: int
+    params: tuple[float, ...]
+    constant: float | None = None  # set when the call degenerates to a constant fill
+
+
+def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
+    """a + (k + 1/2) (b - a) / 2^bits for a uniform integer k of `bits` bits."""
+    bits = _UNIFORM_BITS[fmt.family]
+    step = (b - a) * 2.0**-bits
+    return OpCall(OP_UNIFORM, (step, a + 0.5 * step))
+
+
+def normal_params(mean: float, std: float, fmt: FloatFormat) -> OpCall:
+    return OpCall(OP_NORMAL, (float(mean), float(std)))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def ndtr(x: float) -> float:
+    """Standard normal CDF, accurate in relative terms for x <= 0."""
+    return 0.5 * math.erfc(-x * _SQRT_HALF)
+
+
+def log_ndtr_upper(x: float) -> float:
+    """log(1 - Phi(x)) for x >= 0, without underflow for large x."""
+    if x < 30.0:
+        return math.log(0.5 * math.erfc(x * _SQRT_HALF))
+    inv2 = 1.0 / (x * x)
+    series = 1.0 - inv2 * (1.0 - 3.0 * inv2 * (1.0 - 5.0 * inv2 * (1.0 - 7.0 * inv2)))
+    return -0.5 * x * x - math.log(x) - _HALF_LOG_2PI + math.log(series)
+
+
+def trunc_normal_params(mean: float, std: float, a: float, b: float, fmt: FloatFormat) -> OpCall:
+    """Constants of the inverse-CDF truncated normal (csrc/common/distributions.h)."""
+    lo, hi = fmt.inside(a, b)
+    if a == b:
+        return OpCall(OP_TRUNC_NORMAL, (), constant=float(fmt.round([a])[0]))
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    never = 2.0  # a side whose tail mass is never the smaller one
+    if alpha >= 0.0:  # upper side only: t = Phi_c(z) from Phi_c(alpha) down to Phi_c(beta)
+        log_t0 = log_ndtr_upper(alpha)
+        rho = math.exp(log_ndtr_upper(beta) - log_t0) if math.isfinite(beta) else 0.0
+        c_lo, m_lo, c_hi, m_hi = never, 0.0, rho, 1.0 - rho
+    elif beta <= 0.0:  # lower side only, the mirror image
+        log_t0 = log_ndtr_upper(-beta)
+        rho = math.exp(log_ndtr_upper(-alpha) - log_t0) if math.isfinite(alpha) else 0.0
+        c_lo, m_lo, c_hi, m_hi = rho, 1.0 - rho, never, 0.0
+    else:  # the interval contains the mean: both sides, T0 = 1
+        log_t0 = 0.0
+        p_lo, q_hi = ndtr(alpha), ndtr(-beta)
+        mass = 1.0 - p_lo - q_hi
+        c_lo, m_lo, c_hi, m_hi = p_lo, mass, q_hi, mass
+    t0 = math.exp(log_t0)
+    # Smallest tail mass any draw can reach, to decide whether the far piece is needed.
+    u_min = _OPEN_UNIFORM_MIN[fmt.family]
+    g_min = min(c_lo + u_min * m_lo, c_hi + u_min * m_hi)
+    t_min = t0 * g_min
+    w_max = -(log_t0 + math.log(4.0 * g_min * (1.0 - t_min)))
+    far = 1.0 if math.sqrt(max(w_max, 0.0)) > _FAR_SW[fmt.family] else 0.0
+    return OpCall(OP_TRUNC_NORMAL,
+                  (c_lo, m_lo, c_hi, m_hi, t0, log_t0, float(mean), float(std), lo, hi, far))

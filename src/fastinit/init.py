@@ -1,0 +1,382 @@
+"""The torch.nn.init mirror: same names, parameters, defaults, fans, gains and errors.
+
+``import fastinit as init`` (or ``from fastinit import init``) replaces ``torch.nn.init``. Each
+random function draws one 64-bit key from ``generator`` and fills the tensor in place with the
+values of random-stream format v1 (docs/stream-format.md): the same values on every backend,
+thread count and device. Tensors may be torch tensors (any device, views, requires_grad
+parameters, meta) or NumPy arrays; the tensor passed in is returned.
+
+>>> import fastinit as init
+>>> w = torch.empty(256, 128)
+>>> init.kaiming_uniform_(w, a=math.sqrt(5))
+>>> init.trunc_normal_(w, std=0.02, generator=torch.Generator().manual_seed(0))
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ._dtypes import FLOAT32, FLOAT64
+from ._fill import PURPOSE_AUX, Logical, random_fill, write_values
+from ._generators import GeneratorLike, next_key
+from ._stream_params import normal_params, trunc_normal_params, uniform_params
+from ._target import as_target, is_tensor, torch_module
+from .fans import calculate_correct_fan, calculate_fan_in_and_fan_out, calculate_gain
+
+__all__ = [
+    "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
+    "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+    "orthogonal_", "sparse_",
+    # deprecated aliases, as in torch
+    "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
+    "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
+]
+
+Tensor = Any  # a torch.Tensor or a numpy.ndarray
+
+# torch's private helpers, which model code calls directly (e.g. Linear.reset_parameters).
+_calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
+_calculate_correct_fan = calculate_correct_fan
+
+
+def _check_real(fn: str, name: str, value: float) -> float:
+    value = float(value)
+    if math.isnan(value):
+        raise RuntimeError(f"{fn} expects {name} to be a number, but found {name}=nan")
+    return value
+
+
+def _check_bound(fn: str, name: str, value: float, tensor: Tensor) -> float:
+    value = _check_real(fn, name, value)
+    fmt = as_target(tensor, fn).fmt
+    if not abs(value) <= fmt.max_finite:
+        raise RuntimeError(f"{fn}: {name} is out of bounds for {fmt.name} (got {value})")
+    return value
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
+             generator: GeneratorLike = None) -> Tensor:
+    r"""Fill the tensor with values from the uniform distribution :math:`\mathcal{U}(a, b)`.
+
+    Values are ``a + (k + 1/2)(b - a)/2^24`` for a uniform 24-bit ``k`` (52-bit in float64):
+    symmetric about the midpoint and never exactly ``a``.
+
+    >>> w = torch.empty(3, 5)
+    >>> fastinit.uniform_(w, -0.1, 0.1)
+    """
+    target = as_target(tensor, "uniform_")
+    a = _check_bound("uniform_", "from", a, tensor)
+    b = _check_bound("uniform_", "to", b, tensor)
+    if a > b:
+        raise RuntimeError(
+            f"uniform_ expects to return a [from, to) range, but found from={a:g} > to={b:g}")
+    return random_fill(tensor, uniform_params(a, b, target.fmt), generator, "uniform_")
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
+            generator: GeneratorLike = None) -> Tensor:
+    r"""Fill the tensor with values from the normal distribution :math:`\mathcal{N}(mean, std^2)`.
+
+    Box-Muller on two draws per pair of values; the tails reach 6.66 std (8.57 in float64).
+
+    >>> w = torch.empty(3, 5)
+    >>> fastinit.normal_(w, std=0.02)
+    """
+    target = as_target(tensor, "normal_")
+    mean = _check_real("normal_", "mean", mean)
+    std = _check_real("normal_", "std", std)
+    if not math.isfinite(mean):
+        raise RuntimeError(f"normal_ expects a finite mean, but found mean={mean}")
+    if not std >= 0.0 or math.isinf(std):
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, "normal_")
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator: GeneratorLike = None) -> Tensor:
+    r"""Fill the tensor with values from :math:`\mathcal{N}(mean, std^2)` truncated to [a, b].
+
+    One pass, no rejection: the inverse CDF of the truncated distribution, computed in the
+    tails with full relative precision. Every value lies in [a, b] after rounding to the
+    tensor's dtype, whatever mean, std and bounds (also far in a tail, also in bfloat16).
+
+    >>> w = torch.empty(768, 3072, dtype=torch.bfloat16)
+    >>> fastinit.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)
+    """
+    target = as_target(tensor, "trunc_normal_")
+    mean = _check_real("trunc_normal_", "mean", mean)
+    std = _check_real("trunc_normal_", "std", std)
+    a = _check_real("trunc_normal_", "a", a)
+    b = _check_real("trunc_normal_", "b", b)
+    if std == 0.0:
+        raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
+    if std < 0.0 or not math.isfinite(std) or not math.isfinite(mean):
+        raise RuntimeError(
+            f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
+    if a > b:
+        raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
+    call = trunc_normal_params(mean, std, a, b, target.fmt)
+    if call.constant is None and call.params[8] > call.params[9]:
+        raise RuntimeError(f"trunc_normal_: no {target.fmt.name} value lies in [a, b] = "
+                           f"[{a:g}, {b:g}]")
+    return random_fill(tensor, call, generator, "trunc_normal_")
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill the tensor with ``val`` (any dtype, as torch).
+
+    >>> fastinit.constant_(torch.empty(3, 5), 0.3)
+    """
+    if is_tensor(tensor):
+        torch = torch_module()
+        with torch.no_grad():
+            return tensor.fill_(val)
+    _writable_array(tensor, "constant_")[...] = val
+    return tensor
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill the tensor with ones."""
+    return constant_(tensor, 1.0)
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill the tensor with zeros."""
+    if is_tensor(tensor):
+        torch = torch_module()
+        with torch.no_grad():
+            return tensor.zero_()
+    _writable_array(tensor, "zeros_")[...] = 0
+    return tensor
+
+
+def _writable_array(x: Any, fn: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"fastinit.{fn}: expected a torch.Tensor or a numpy.ndarray, "
+                        f"got {type(x).__name__}")
+    if not x.flags.writeable:
+        raise ValueError(f"fastinit.{fn}: assignment destination is read-only")
+    return x
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D tensor with the identity matrix (as many ones as fit).
+
+    >>> fastinit.eye_(torch.empty(3, 5))
+    """
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    if is_tensor(tensor):
+        torch = torch_module()
+        with torch.no_grad():
+            torch.eye(*tensor.shape, out=tensor, requires_grad=tensor.requires_grad)
+        return tensor
+    arr = _writable_array(tensor, "eye_")
+    arr[...] = 0
+    np.fill_diagonal(arr, 1)
+    return tensor
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a {3, 4, 5}-D convolution weight with the Dirac delta (identity per group).
+
+    >>> fastinit.dirac_(torch.empty(24, 8, 3, 3), groups=3)
+    """
+    dimensions = tensor.ndim
+    if dimensions not in [3, 4, 5]:
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    sizes = tuple(tensor.shape)
+    if sizes[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    torch = torch_module() if is_tensor(tensor) else None
+    if torch is not None and tensor.is_meta:
+        return tensor
+    out_chans_per_grp = sizes[0] // groups
+    min_dim = min(out_chans_per_grp, sizes[1])
+    centre = tuple(s // 2 for s in sizes[2:])
+    if torch is not None:
+        with torch.no_grad():
+            tensor.zero_()
+            for g in range(groups):
+                for d in range(min_dim):
+                    tensor[(g * out_chans_per_grp + d, d) + centre] = 1
+        return tensor
+    arr = _writable_array(tensor, "dirac_")
+    arr[...] = 0
+    for g in range(groups):
+        for d in range(min_dim):
+            arr[(g * out_chans_per_grp + d, d) + centre] = 1
+    return tensor
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    r"""Glorot/Xavier uniform: :math:`\mathcal{U}(-a, a)`, a = gain sqrt(6 / (fan_in + fan_out)).
+
+    Fused: fans and gain set the bounds of one uniform pass.
+
+    >>> fastinit.xavier_uniform_(torch.empty(3, 5), gain=fastinit.calculate_gain("relu"))
+    """
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    a = math.sqrt(3.0) * std
+    return uniform_(tensor, -a, a, generator)
+
+
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    r"""Glorot/Xavier normal: :math:`\mathcal{N}(0, std^2)`, std = gain sqrt(2 / (fan_in + fan_out)).
+
+    >>> fastinit.xavier_normal_(torch.empty(3, 5))
+    """
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return normal_(tensor, 0.0, std, generator)
+
+
+def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float:
+    fan = calculate_correct_fan(tensor, mode)
+    gain = calculate_gain(nonlinearity, a)
+    return gain / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu", generator: GeneratorLike = None) -> Tensor:
+    r"""He/Kaiming uniform: :math:`\mathcal{U}(-b, b)`, b = gain sqrt(3 / fan_mode).
+
+    >>> fastinit.kaiming_uniform_(torch.empty(3, 5), mode="fan_in", nonlinearity="relu")
+    """
+    if 0 in tuple(tensor.shape):
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu", generator: GeneratorLike = None) -> Tensor:
+    r"""He/Kaiming normal: :math:`\mathcal{N}(0, std^2)`, std = gain / sqrt(fan_mode).
+
+    >>> fastinit.kaiming_normal_(torch.empty(3, 5), mode="fan_out", nonlinearity="relu")
+    """
+    if 0 in tuple(tensor.shape):
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
+
+
+def _gaussian_matrix(tensor: Tensor, rows: int, cols: int, generator: GeneratorLike) -> np.ndarray:
+    """A (rows, cols) standard normal matrix from fastinit's stream: float64 for float64
+    tensors, else float32 (the QR precision)."""
+    fmt = FLOAT64 if as_target(tensor, "orthogonal_").fmt.name == "float64" else FLOAT32
+    matrix = np.empty((rows, cols), dtype=np.float64 if fmt is FLOAT64 else np.float32)
+    random_fill(matrix, normal_params(0.0, 1.0, fmt), generator, "orthogonal_")
+    return matrix
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None) -> Tensor:
+    """Fill the tensor with a (semi-)orthogonal matrix (Saxe et al. 2013); trailing dims are
+    flattened. The Gaussian matrix comes from fastinit's stream, its QR from torch (on the
+    tensor's device) or NumPy; float16/bfloat16 tensors get a float32 QR, then rounding.
+
+    >>> fastinit.orthogonal_(torch.empty(64, 128), gain=fastinit.calculate_gain("tanh"))
+    """
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    target = as_target(tensor, "orthogonal_")
+    if target.skip:
+        return tensor
+    rows = int(tensor.shape[0])
+    cols = target.numel // rows
+    flattened = _gaussian_matrix(tensor, rows, cols, generator)
+    if rows < cols:
+        flattened = flattened.T
+    if target.is_torch:
+        torch = torch_module()
+        q, r = torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(flattened)).to(tensor.device))
+        q = q * torch.diagonal(r, 0).sign()
+        if rows < cols:
+            q = q.T
+        with torch.no_grad():
+            tensor.copy_((q * gain).reshape(tensor.shape))
+        return tensor
+    q, r = np.linalg.qr(flattened)
+    q = q * np.sign(np.diagonal(r))
+    if rows < cols:
+        q = q.T
+    tensor[...] = (q * gain).reshape(tensor.shape)
+    return tensor
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
+            generator: GeneratorLike = None) -> Tensor:
+    """Fill a 2-D tensor as a sparse matrix (Martens 2010): N(0, std^2) values with exactly
+    ceil(sparsity * rows) zeros in every column. Unlike torch, the zero pattern is drawn from the
+    same key as the values, so ``generator`` governs it too.
+
+    >>> fastinit.sparse_(torch.empty(100, 20), sparsity=0.1)
+    """
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    sparsity = float(sparsity)
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    target = as_target(tensor, "sparse_")
+    std = _check_real("sparse_", "std", std)
+    if not std >= 0.0 or math.isinf(std):
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+    if target.skip:
+        return tensor
+    rows, cols = (int(n) for n in tensor.shape)
+    num_zeros = math.ceil(sparsity * rows)
+    key = next_key(generator)
+    write_values(target, normal_params(0.0, std, target.fmt), key, 0)
+    if num_zeros == 0:
+        return tensor
+    # Zero pattern: in each column, the rows holding the num_zeros smallest of an auxiliary
+    # uniform draw (same key, counter purpose 1; element (col, row) = col * rows + row).
+    ranks = np.empty((cols, rows), dtype=np.float64)
+    aux = as_target(ranks, "sparse_")
+    write_values(aux, uniform_params(0.0, 1.0, FLOAT64), key, PURPOSE_AUX)
+    if num_zeros >= rows:
+        zero_rows = np.broadcast_to(np.arange(rows), (cols, rows))
+    else:
+        zero_rows = np.argpartition(ranks, num_zeros - 1, axis=1)[:, :num_zeros]
+    mask = np.zeros((rows, cols), dtype=bool)
+    mask[zero_rows, np.arange(cols)[:, None]] = True
+    if target.is_torch:
+        torch = torch_module()
+        with torch.no_grad():
+            tensor.masked_fill_(torch.from_numpy(mask).to(tensor.device), 0)
+    else:
+        tensor[mask] = 0
+    return tensor
+
+
+def _make_deprecate(meth: Callable) -> Callable:
+    new_name = meth.__name__
+    old_name = new_name[:-1]
+
+    def deprecated_init(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"`nn.init.{old_name}` is now deprecated in favor of `nn.init.{new_name}`.",
+            FutureWarning, stacklevel=2)
+        return meth(*args, **kwargs)
+
+    deprecated_init.__doc__ = f"{old_name}(...): deprecated alias of :func:`{new_name}`."
+    deprecated_init.__name__ = old_name
+    return deprecated_init
+
+
+uniform = _make_deprecate(uniform_)
+normal = _make_deprecate(normal_)
+constant = _make_deprecate(constant_)
+eye = _make_deprecate(eye_)
+dirac = _make_deprecate(dirac_)
+xavier_uniform = _make_deprecate(xavier_uniform_)
+xavier_normal = _make_deprecate(xavier_normal_)
+kaiming_uniform = _make_deprecate(kaiming_uniform_)
+kaiming_normal = _make_deprecate(kaiming_normal_)
+orthogonal = _make_deprecate(orthogonal_)
+sparse = _make_deprecate(sparse_)
