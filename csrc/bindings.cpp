@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/philox.h"
-#include "cpu/fill_cpu.h"
+#include "cpu/cpu_entry.h"
 #include "cuda/fill_cuda.h"
 #include "fill_request.h"
 

@@ -1,5 +1,5 @@
 // Body of one instruction-set build of the CPU fill: from a FillRequest to the templated kernel.
-// Included once per build by fill_cpu_<isa>.cpp with FASTINIT_ISA set.
+// Included once per build by cpu_<isa>.cpp with FASTINIT_ISA set.
 #pragma once
 #include <stdexcept>
 

@@ -45,6 +45,12 @@ from .init import (
 )
 from . import init  # noqa: E402  (``from fastinit import init`` as a module, like torch.nn.init)
 
+# Each of these modules lists its public names in its own __all__.
+from .extra import *  # noqa: F401,F403  initializers beyond torch.nn.init
+from .tensor_stats import *  # noqa: F401,F403  fused per-tensor statistics
+from .model import *  # noqa: F401,F403  model-level init
+from . import extra as _extra, model as _model, tensor_stats as _tensor_stats
+
 _calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
 
 __all__ = [
@@ -58,4 +64,4 @@ __all__ = [
     "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
     "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
     "init",
-]
+] + list(_extra.__all__) + list(_tensor_stats.__all__) + list(_model.__all__)

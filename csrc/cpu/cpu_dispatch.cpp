@@ -2,7 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "fill_cpu.h"
+#include "cpu_entry.h"
 #include "omp_compat.h"
 
 namespace fastinit {

@@ -1,5 +1,5 @@
-// The portable build of the CPU fill (baseline instruction set of the target).
-#include "fill_cpu.h"
+// The portable build of the CPU kernels (baseline instruction set of the target).
+#include "cpu_entry.h"
 #include "fill_cpu_impl.h"
 
 namespace fastinit {

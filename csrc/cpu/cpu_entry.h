@@ -1,4 +1,4 @@
-// The CPU fill entry points, one per instruction-set build, and the run-time choice among them.
+// The CPU entry points, one set per instruction-set build, and the run-time choice among them.
 #pragma once
 #include <string>
 

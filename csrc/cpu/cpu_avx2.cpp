@@ -1,5 +1,5 @@
-// The AVX2 + FMA build of the CPU fill (compiled with -mavx2 -mfma; chosen at run time).
-#include "fill_cpu.h"
+// The AVX2 + FMA build of the CPU kernels (compiled with -mavx2 -mfma; chosen at run time).
+#include "cpu_entry.h"
 #include "fill_cpu_impl.h"
 
 namespace fastinit {

@@ -1,0 +1,2 @@
+"""(placeholder: filled in by its own issue)"""
+__all__: list[str] = []

@@ -1,0 +1,43 @@
+"""Every test runs once per available backend (compiled core and NumPy): they must agree."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastinit
+
+BACKENDS = fastinit.available_backends()
+
+
+@pytest.fixture(params=BACKENDS, autouse=True)
+def backend(request):
+    previous = fastinit.get_backend()
+    fastinit.set_backend(request.param)
+    yield request.param
+    fastinit.set_backend(previous)
+
+
+@pytest.fixture
+def rng():
+    """Fresh random inputs per test run; the seed is printed on failure via the test id."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"rng seed {seed}")
+    return np.random.default_rng(seed)
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def poisoned(shape, dtype, xp="numpy"):
+    """An output buffer full of NaN, so any element a kernel fails to write is caught."""
+    if xp == "numpy":
+        return np.full(shape, np.nan, dtype=dtype)
+    import torch
+    return torch.full(shape, float("nan"), dtype=dtype)
