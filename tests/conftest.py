@@ -11,11 +11,21 @@ import fastinit
 BACKENDS = fastinit.available_backends()
 
 
-@pytest.fixture(params=BACKENDS, autouse=True)
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        names = [b for b in BACKENDS if marker is None or b in marker.args]
+        metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def backend(request):
+    """The backend a test runs on (every available one unless @pytest.mark.backends says)."""
+    name = getattr(request, "param", fastinit.get_backend())
     previous = fastinit.get_backend()
-    fastinit.set_backend(request.param)
-    yield request.param
+    fastinit.set_backend(name)
+    yield name
     fastinit.set_backend(previous)
 
 

@@ -1,0 +1,6 @@
+"""``python -m fastinit``: see fastinit/cli.py."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

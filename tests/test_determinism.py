@@ -1,0 +1,153 @@
+"""The random-stream contract: one key per call, element i a pure function of (key, i)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastinit
+from fastinit import _backend
+from fastinit._fill import Logical, write_values
+from fastinit._stream_params import normal_params, trunc_normal_params, uniform_params
+from fastinit._target import as_target
+
+torch = pytest.importorskip("torch")
+
+
+def fresh(shape=(37, 29), dtype=np.float32):
+    return np.full(shape, np.nan, dtype=dtype)
+
+
+def test_int_seed_is_a_fixed_key(rng):
+    seed = int(rng.integers(0, 2**62))
+    a, b = fastinit.normal_(fresh(), generator=seed), fastinit.normal_(fresh(), generator=seed)
+    np.testing.assert_array_equal(a, b)
+    c = fastinit.normal_(fresh(), generator=seed + 1)
+    assert np.count_nonzero(a == c) < 5
+    # generator=s is a fresh fastinit.Generator(s) for one call
+    np.testing.assert_array_equal(fastinit.normal_(fresh(), generator=fastinit.Generator(seed)), a)
+
+
+def test_fastinit_generator_advances_and_reseeds(rng):
+    seed = int(rng.integers(0, 2**62))
+    g = fastinit.Generator(seed)
+    first, second = fastinit.uniform_(fresh(), generator=g), fastinit.uniform_(fresh(), generator=g)
+    assert np.count_nonzero(first == second) < 5
+    g.manual_seed(seed)
+    np.testing.assert_array_equal(fastinit.uniform_(fresh(), generator=g), first)
+
+
+def test_torch_manual_seed_governs_default_key_source(rng):
+    seed = int(rng.integers(0, 2**31))
+    torch.manual_seed(seed)
+    a = fastinit.trunc_normal_(torch.empty(50, 40), std=0.02)
+    b = fastinit.trunc_normal_(torch.empty(50, 40), std=0.02)
+    assert not torch.equal(a, b)  # the default generator advanced
+    torch.manual_seed(seed)
+    torch.testing.assert_close(fastinit.trunc_normal_(torch.empty(50, 40), std=0.02), a, rtol=0, atol=0)
+    # fastinit.manual_seed seeds the same source
+    fastinit.manual_seed(seed)
+    torch.testing.assert_close(fastinit.trunc_normal_(torch.empty(50, 40), std=0.02), a, rtol=0, atol=0)
+
+
+def test_torch_generator_advances_and_reproduces(rng):
+    seed = int(rng.integers(0, 2**31))
+    g = torch.Generator().manual_seed(seed)
+    a = fastinit.kaiming_uniform_(torch.empty(64, 32), generator=g)
+    b = fastinit.kaiming_uniform_(torch.empty(64, 32), generator=g)
+    assert not torch.equal(a, b)
+    g.manual_seed(seed)
+    assert torch.equal(fastinit.kaiming_uniform_(torch.empty(64, 32), generator=g), a)
+
+
+def test_numpy_generators(rng):
+    seed = int(rng.integers(0, 2**31))
+    a = fastinit.normal_(fresh(), generator=np.random.default_rng(seed))
+    np.testing.assert_array_equal(fastinit.normal_(fresh(), generator=np.random.default_rng(seed)), a)
+    g = np.random.default_rng(seed)
+    fastinit.normal_(fresh(), generator=g)
+    assert np.count_nonzero(fastinit.normal_(fresh(), generator=g) == a) < 5
+    r1 = fastinit.normal_(fresh(), generator=np.random.RandomState(seed))
+    np.testing.assert_array_equal(fastinit.normal_(fresh(), generator=np.random.RandomState(seed)), r1)
+
+
+def test_bad_generator_is_a_type_error():
+    x = fresh()
+    with pytest.raises(TypeError, match="generator must be"):
+        fastinit.normal_(x, generator="seed")
+    assert np.isnan(x).all()
+
+
+@pytest.mark.backends("native")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("fn,kwargs", [
+    (fastinit.uniform_, dict(a=-3.0, b=0.5)),
+    (fastinit.normal_, dict(mean=-1.0, std=0.3)),
+    (fastinit.trunc_normal_, dict(std=0.02)),
+    (fastinit.trunc_normal_, dict(mean=0.5, std=0.1, a=1.2, b=1.3)),   # far in the upper tail
+    (fastinit.trunc_normal_, dict(std=1.0, a=-12.0, b=-11.5)),          # far, lower side
+    (fastinit.trunc_normal_, dict(std=2.0, a=-1.0, b=float("inf"))),
+])
+def test_native_equals_numpy_on_random_shapes(fn, kwargs, dtype, rng):
+    for _ in range(3):
+        shape = tuple(int(n) for n in rng.integers(1, 40, rng.integers(1, 4)))
+        seed = int(rng.integers(0, 2**62))
+        native = fn(fresh(shape, dtype), generator=seed, **kwargs)
+        fastinit.set_backend("numpy")
+        reference = fn(fresh(shape, dtype), generator=seed, **kwargs)
+        fastinit.set_backend("native")
+        np.testing.assert_array_equal(native.view(np.uint8), reference.view(np.uint8))
+
+
+def test_views_take_the_values_of_their_own_shape(rng):
+    """A view is filled as a tensor of its shape in row-major order, touching nothing else."""
+    seed = int(rng.integers(0, 2**62))
+    base = torch.full((30, 41), -7.0)
+    view = base[3:25, 5:36:3]          # strided both ways
+    fastinit.normal_(view, generator=seed)
+    expected = fastinit.normal_(torch.empty(view.shape), generator=seed)
+    assert torch.equal(view, expected)
+    outside = torch.ones_like(base, dtype=torch.bool)
+    outside[3:25, 5:36:3] = False
+    assert torch.all(base[outside] == -7.0)
+    t = torch.full((17, 23), -7.0).t()  # transpose: column-major memory
+    fastinit.trunc_normal_(t, generator=seed)
+    assert torch.equal(t, fastinit.trunc_normal_(torch.empty(23, 17), generator=seed))
+
+
+@pytest.mark.parametrize("op", ["uniform", "normal", "trunc"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_shard_equals_the_slice_of_the_whole(op, dtype, rng):
+    """Any sub-block of a tensor generated alone (with the global logical strides and offset)
+    equals the same slice of the whole tensor."""
+    rows, cols = 13, 29
+    key = int(rng.integers(0, 2**64, dtype=np.uint64))
+    fmt = as_target(np.empty(1, dtype), "test").fmt
+    call = {"uniform": uniform_params(-1.0, 2.0, fmt), "normal": normal_params(0.0, 1.0, fmt),
+            "trunc": trunc_normal_params(0.0, 1.0, -0.5, 3.0, fmt)}[op]
+    whole = fresh((rows, cols), dtype)
+    write_values(as_target(whole, "test"), call, key, 0)
+    for r0, r1, c0, c1 in [(0, 7, 0, cols), (7, 13, 0, cols), (0, rows, 0, 15), (0, rows, 15, 29),
+                           (2, 11, 3, 26)]:
+        shard = fresh((r1 - r0, c1 - c0), dtype)
+        write_values(as_target(shard, "test"), call, key, 0, Logical((cols, 1), r0 * cols + c0))
+        np.testing.assert_array_equal(shard, whole[r0:r1, c0:c1])
+
+
+@pytest.mark.backends("native")
+def test_thread_count_does_not_change_a_bit():
+    code = ("import hashlib, numpy as np, fastinit; x = np.empty((1500, 999), np.float32); "
+            "fastinit.trunc_normal_(x, std=0.02, generator=7); fastinit.normal_(y := np.empty(70001), generator=8); "
+            "print(hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest(), fastinit._backend.core().openmp_max_threads())")
+    outputs = {}
+    for threads in ("1", "2", "3"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, FASTINIT_BACKEND="native")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        digest, used = out.stdout.split()
+        if _backend.core().has_openmp():
+            assert used == threads
+        outputs[threads] = digest
+    assert len(set(outputs.values())) == 1, outputs
