@@ -31,9 +31,9 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str) -> "callable":
-    def run(args: argparse.Namespace) -> int:
-        return importlib.import_module(f"fastinit.{module}").main(args.rest)
+def _delegate(module: str):
+    def run(args: argparse.Namespace, rest: Sequence[str]) -> int:
+        return importlib.import_module(f"fastinit.{module}").main(list(rest))
     return run
 
 
@@ -44,10 +44,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub.add_parser("example", help="a short reproducibility example").set_defaults(run=_cmd_example)
     for name, module, text in (("bench", "bench", "time fastinit against torch and memory bandwidth"),
                                ("demo", "demo", "the deep-MLP experiment that shows why init matters")):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(run=_delegate(module))
-    args = parser.parse_args(argv)
+        sub.add_parser(name, help=text, add_help=False).set_defaults(run=_delegate(module), passes_rest=True)
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_rest", False):
+        return int(args.run(args, rest) or 0)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.run(args) or 0)
 
 
