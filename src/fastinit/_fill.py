@@ -1,6 +1,7 @@
 """The one path every random fill takes: check the target, draw a key, run a backend."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -14,6 +15,11 @@ from ._target import Target, as_target, torch_module
 
 PURPOSE_VALUES = 0  # counter word 2 for the values of an init call
 PURPOSE_AUX = 1     # for auxiliary draws of the same call (sparse_'s zero pattern)
+
+# fastinit.init_ plans all its fills before writing any (bad input leaves everything
+# untouched): while a list is set here, random_fill records (target, call) instead of drawing a
+# key and writing. See model.py.
+capture_fills: ContextVar[Optional[list]] = ContextVar("fastinit_capture_fills", default=None)
 
 
 def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
@@ -54,6 +60,10 @@ def random_fill(x: Any, call: OpCall, generator: GeneratorLike, fn_name: str,
     target = as_target(x, fn_name)
     if target.skip:
         return x
+    plan = capture_fills.get()
+    if plan is not None:
+        plan.append((target, call, logical))
+        return x
     key = next_key(generator)
     write_values(target, call, key, PURPOSE_VALUES, logical)
     return x
@@ -61,7 +71,11 @@ def random_fill(x: Any, call: OpCall, generator: GeneratorLike, fn_name: str,
 
 def write_values(target: Target, call: OpCall, key: int, purpose: int,
                  logical: Optional[Logical] = None) -> None:
+    if logical is None and target.logical_strides is not None:  # a DTensor's local shard
+        logical = Logical(target.logical_strides, target.logical_base)
     logical = logical or Logical.of(target.shape)
+    if target.numel == 0:  # e.g. an empty local shard of a non-empty DTensor
+        return
     if call.constant is not None:
         write_constant(target, call.constant)
         return

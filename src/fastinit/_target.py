@@ -38,11 +38,18 @@ class Target:
     data_ptr: int
     device: str               # "cpu", "cuda", "meta", ...
     numel: int
+    # A DTensor's local shard (fastinit/sharding.py): the stream layout of the local tensor in
+    # the global one, and the global element count. None/0/None for an ordinary tensor.
+    logical_strides: Optional[tuple[int, ...]] = None
+    logical_base: int = 0
+    global_numel: Optional[int] = None
 
     @property
     def skip(self) -> bool:
-        """Nothing to write: meta tensors and zero-element tensors are a no-op, as in torch."""
-        return self.device == "meta" or self.numel == 0
+        """Nothing to write: meta tensors and zero-element tensors are a no-op, as in torch.
+        (A DTensor whose local shard is empty still draws its key, as the other ranks do.)"""
+        numel = self.numel if self.global_numel is None else self.global_numel
+        return self.device == "meta" or numel == 0
 
 
 def _torch_format(dtype) -> Optional[FloatFormat]:
@@ -66,6 +73,9 @@ def _unsupported_dtype(fn_name: str, dtype_name: str) -> NotImplementedError:
 def as_target(x: Any, fn_name: str) -> Target:
     """Describe x for a random fill, or raise the error torch would raise for it."""
     if is_tensor(x):
+        if _is_dtensor(x):  # fill the local shard with the global tensor's values there
+            from .sharding import dtensor_target
+            return dtensor_target(x, fn_name)
         fmt = _torch_format(x.dtype)
         if fmt is None:
             raise _unsupported_dtype(fn_name, str(x.dtype).replace("torch.", ""))
@@ -94,6 +104,12 @@ def as_target(x: Any, fn_name: str) -> Target:
         return Target(x, False, fmt, tuple(x.shape), strides, x.ctypes.data, "cpu", x.size)
     raise TypeError(f"fastinit.{fn_name}: expected a torch.Tensor or a numpy.ndarray, "
                     f"got {type(x).__name__}")
+
+
+def _is_dtensor(x: Any) -> bool:
+    mod = sys.modules.get("torch.distributed.tensor")
+    cls = getattr(mod, "DTensor", None) if mod is not None else None
+    return cls is not None and isinstance(x, cls)
 
 
 def _has_internal_overlap(t) -> bool:
