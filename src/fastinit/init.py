@@ -118,11 +118,12 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
             f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
     if a > b:
         raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
-    call = trunc_normal_params(mean, std, a, b, target.fmt)
-    if call.constant is None and call.params[8] > call.params[9]:
+    lo, hi = target.fmt.inside(a, b)
+    if a < b and lo > hi:
         raise RuntimeError(f"trunc_normal_: no {target.fmt.name} value lies in [a, b] = "
                            f"[{a:g}, {b:g}]")
-    return random_fill(tensor, call, generator, "trunc_normal_")
+    return random_fill(tensor, trunc_normal_params(mean, std, a, b, target.fmt), generator,
+                       "trunc_normal_")
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
