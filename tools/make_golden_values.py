@@ -24,6 +24,7 @@ CASES = {
     "normal_(0.25,1.5)": (fastinit.normal_, dict(mean=0.25, std=1.5)),
     "trunc_normal_()": (fastinit.trunc_normal_, {}),
     "trunc_normal_(std=0.02,a=-0.04,b=0.04)": (fastinit.trunc_normal_, dict(std=0.02, a=-0.04, b=0.04)),
+    "trunc_normal_(std=0.02)": (fastinit.trunc_normal_, dict(std=0.02)),  # bounds at 100 std
     "trunc_normal_(a=6,b=7)": (fastinit.trunc_normal_, dict(a=6.0, b=7.0)),
     "trunc_normal_(mean=1,a=-3,b=-2.5)": (fastinit.trunc_normal_, dict(mean=1.0, a=-3.0, b=-2.5)),
 }

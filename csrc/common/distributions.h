@@ -7,6 +7,8 @@
 // purpose, 0) and its key the call's 64-bit key. Each operation maps the block's four 32-bit
 // words to K values; nothing depends on where the block sits in memory or who computes it.
 #pragma once
+#include <limits>
+
 #include "out_types.h"
 #include "philox.h"
 #include "stream_math.h"
@@ -86,16 +88,29 @@ FI_HD void box_muller(T u1, std::uint32_t quadrant, T v, T& z0, T& z1) {
   z1 = radius * sin_t;
 }
 
+// Round v to Out, then clamp it to [lo, hi] (values representable in Out).
+template <class Out, class T>
+FI_HD Out round_and_clamp(T v, T lo, T hi) {
+  T rounded = round_to<Out>(v);
+  rounded = rounded < lo ? lo : rounded;
+  rounded = rounded > hi ? hi : rounded;
+  return OutTraits<Out>::store(rounded);
+}
+
 template <class T>
 struct NormalOp {
   T mean;
   T std;
+  // Clamp bounds after rounding: infinite for normal_, the interval's ends when a truncated
+  // normal with both bounds beyond this op's reach is computed by it.
+  T lo = -std::numeric_limits<T>::infinity();
+  T hi = std::numeric_limits<T>::infinity();
   static constexpr int kPerBlock = Family<T>::kPerBlock;
 
   FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const;
   template <class Out>
   FI_HD Out finish(T v) const {
-    return OutTraits<Out>::store(v);
+    return round_and_clamp<Out>(v, lo, hi);
   }
 };
 
@@ -138,13 +153,15 @@ FI_HD Values<double, 2> NormalOp<double>::block(Words4 r) const {
 // underflows (an interval far out in one tail). Then z = -+ Phi^-1(t) via
 // w = -log(4 t (1 - t)) and the quantile polynomials; the value is rounded to the output dtype
 // and clamped to [lo, hi], the representable values nearest inside [a, b].
-template <class T, bool kFar>
+template <class T, bool kFar, bool kCentralOnly = false>
 struct TruncNormalOp {
   T c_lo, m_lo, c_hi, m_hi;  // the two sides' affine maps of u
   T t0, log_t0;              // T0 and log(T0)
   T mean, std;
   T lo, hi;                  // clamp bounds, exactly representable in the output dtype
   // kFar: the interval reaches beyond the tail polynomial, so the far piece is evaluated too.
+  // kCentralOnly: the host proved that every draw stays in the central piece (w < 5 with a
+  // margin), so the tail piece, never selected, is not evaluated: the same bits, less work.
   static constexpr int kPerBlock = Family<T>::kPerBlock;
 
   FI_HD T from_uniform(T u) const {
@@ -155,7 +172,7 @@ struct TruncNormalOp {
     const T t = g * t0;
     const T x = T(1) - T(2) * t;
     const T w = -log_t0 - stream_log((T(4) * g) * (T(1) - t));
-    const T magnitude = x * quantile_factor<kFar>(w);
+    const T magnitude = x * quantile_factor<kFar, kCentralOnly>(w);
     return madd(lower ? -magnitude : magnitude, std, mean);
   }
 
@@ -163,10 +180,7 @@ struct TruncNormalOp {
 
   template <class Out>
   FI_HD Out finish(T v) const {
-    T rounded = round_to<Out>(v);
-    rounded = rounded < lo ? lo : rounded;
-    rounded = rounded > hi ? hi : rounded;
-    return OutTraits<Out>::store(rounded);
+    return round_and_clamp<Out>(v, lo, hi);
   }
 };
 
@@ -179,8 +193,8 @@ FI_HD double open_uniform(const Words4& r, int lane, double) {
   return madd(u52_to_double(join_words(r, lane) >> 12), 0x1p-52, 0x1p-53);
 }
 
-template <class T, bool kFar>
-FI_HD Values<T, Family<T>::kPerBlock> TruncNormalOp<T, kFar>::block(Words4 r) const {
+template <class T, bool kFar, bool kCentralOnly>
+FI_HD Values<T, Family<T>::kPerBlock> TruncNormalOp<T, kFar, kCentralOnly>::block(Words4 r) const {
   Values<T, kPerBlock> out;
   FI_UNROLL
   for (int lane = 0; lane < kPerBlock; ++lane) out.v[lane] = from_uniform(open_uniform(r, lane, T()));

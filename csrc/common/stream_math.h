@@ -69,16 +69,18 @@ struct QuantilePieces<double> {
 
 // sqrt(2) * erfinv(x) / x as a function of w (and sw = sqrt(w)); kFar enables the piece for
 // the extreme tail, needed only when the whole interval lies beyond a few sigma.
-template <bool kFar>
+template <bool kFar, bool kCentralOnly = false>
 FI_HD float quantile_factor(float w) {
+  if (kCentralOnly) return poly::ndtri_central_f32(w);
   const float sw = fi_sqrt(w);
   const float g = (w < QuantilePieces<float>::kCentralW) ? poly::ndtri_central_f32(w)
                                                    : poly::ndtri_tail_f32(sw);
   if (!kFar) return g;
   return (sw >= QuantilePieces<float>::kFarSw) ? sw * poly::ndtri_far_f32(1.0f / sw) : g;
 }
-template <bool kFar>
+template <bool kFar, bool kCentralOnly = false>
 FI_HD double quantile_factor(double w) {
+  if (kCentralOnly) return poly::ndtri_central_f64(w);
   const double sw = fi_sqrt(w);
   const double g = (w < QuantilePieces<double>::kCentralW) ? poly::ndtri_central_f64(w)
              : (sw < QuantilePieces<double>::kTail2Sw) ? poly::ndtri_tail_f64(sw)

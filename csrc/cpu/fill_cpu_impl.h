@@ -25,12 +25,16 @@ void run_for_dtype(const FillRequest& request, const Layout& layout) {
       run_op<Out>(UniformOp<T>{c(p[0]), c(p[1])}, request, layout);
       return;
     case kOpNormal:
-      run_op<Out>(NormalOp<T>{c(p[0]), c(p[1])}, request, layout);
+      run_op<Out>(NormalOp<T>{c(p[0]), c(p[1]), c(p[2]), c(p[3])}, request, layout);
       return;
     case kOpTruncNormal:
       if (p[10] != 0.0)
         run_op<Out>(TruncNormalOp<T, true>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]), c(p[5]),
                                            c(p[6]), c(p[7]), c(p[8]), c(p[9])},
+                    request, layout);
+      else if (p[11] != 0.0)
+        run_op<Out>(TruncNormalOp<T, false, true>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]),
+                                                  c(p[5]), c(p[6]), c(p[7]), c(p[8]), c(p[9])},
                     request, layout);
       else
         run_op<Out>(TruncNormalOp<T, false>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]), c(p[5]),

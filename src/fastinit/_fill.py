@@ -119,8 +119,9 @@ def round_compute(values: np.ndarray, call: OpCall, fmt: FloatFormat) -> np.ndar
         values = values.astype(np.float16).astype(np.float32)
     elif fmt.name == "bfloat16":
         values = bf16_bits_to_float32(float32_to_bf16_bits(values))
-    if call.op == 2:  # truncated normal: clamp after rounding
-        lo, hi = call.params[8], call.params[9]
+    clamp = {1: (2, 3), 2: (8, 9)}.get(call.op)  # normal, truncated normal: clamp after rounding
+    if clamp is not None:
+        lo, hi = call.params[clamp[0]], call.params[clamp[1]]
         values = np.minimum(np.maximum(values, values.dtype.type(lo)), values.dtype.type(hi))
     return values
 

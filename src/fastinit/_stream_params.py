@@ -4,8 +4,8 @@ Both backends (the compiled core and the NumPy path) receive exactly these numbe
 host-side arithmetic is defined once. Layouts (the `params` of a fill request):
 
     uniform:       [step, start]
-    normal:        [mean, std]
-    trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far]
+    normal:        [mean, std, lo, hi]   (clamp after rounding; infinite for normal_)
+    trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far, central_only]
 
 See docs/stream-format.md for the meaning of each constant.
 """
@@ -42,7 +42,13 @@ def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
 
 
 def normal_params(mean: float, std: float, fmt: FloatFormat) -> OpCall:
-    return OpCall(OP_NORMAL, (float(mean), float(std)))
+    return OpCall(OP_NORMAL, (float(mean), float(std), -math.inf, math.inf))
+
+
+# The largest |z| the normal op can produce (radius of its smallest u1): 6.66 (f32), 8.57 (f64).
+NORMAL_REACH = {"f32": math.sqrt(-2.0 * math.log(2.0**-32)), "f64": math.sqrt(-2.0 * math.log(2.0**-53))}
+# Where the central piece of the quantile ends, less a margin for rounding of w in the kernel.
+_CENTRAL_ONLY_W = {"f32": 5.0 - 1e-3, "f64": 6.25 - 1e-6}
 
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -69,6 +75,10 @@ def trunc_normal_params(mean: float, std: float, a: float, b: float, fmt: FloatF
     if a == b:
         return OpCall(OP_TRUNC_NORMAL, (), constant=float(fmt.round([a])[0]))
     alpha, beta = (a - mean) / std, (b - mean) / std
+    if min(-alpha, beta) > NORMAL_REACH[fmt.family]:
+        # Both bounds beyond any value the normal op can produce: the truncation removes no
+        # reachable value, so the values are the normal op's (rounded, then clamped).
+        return OpCall(OP_NORMAL, (float(mean), float(std), lo, hi))
     never = 2.0  # a side whose tail mass is never the smaller one
     if alpha >= 0.0:  # upper side only: t = Phi_c(z) from Phi_c(alpha) down to Phi_c(beta)
         log_t0 = log_ndtr_upper(alpha)
@@ -90,5 +100,7 @@ def trunc_normal_params(mean: float, std: float, a: float, b: float, fmt: FloatF
     t_min = t0 * g_min
     w_max = -(log_t0 + math.log(4.0 * g_min * (1.0 - t_min)))
     far = 1.0 if math.sqrt(max(w_max, 0.0)) > _FAR_SW[fmt.family] else 0.0
-    return OpCall(OP_TRUNC_NORMAL,
-                  (c_lo, m_lo, c_hi, m_hi, t0, log_t0, float(mean), float(std), lo, hi, far))
+    # An implementation hint, not part of the format: no draw leaves the central piece.
+    central_only = 1.0 if w_max < _CENTRAL_ONLY_W[fmt.family] else 0.0
+    return OpCall(OP_TRUNC_NORMAL, (c_lo, m_lo, c_hi, m_hi, t0, log_t0, float(mean), float(std),
+                                    lo, hi, far, central_only))

@@ -118,11 +118,12 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
             f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
     if a > b:
         raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
-    call = trunc_normal_params(mean, std, a, b, target.fmt)
-    if call.constant is None and call.params[8] > call.params[9]:
+    lo, hi = target.fmt.inside(a, b)
+    if a < b and lo > hi:
         raise RuntimeError(f"trunc_normal_: no {target.fmt.name} value lies in [a, b] = "
                            f"[{a:g}, {b:g}]")
-    return random_fill(tensor, call, generator, "trunc_normal_")
+    return random_fill(tensor, trunc_normal_params(mean, std, a, b, target.fmt), generator,
+                       "trunc_normal_")
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -266,25 +267,35 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
-def _gaussian_matrix(tensor: Tensor, rows: int, cols: int, generator: GeneratorLike) -> np.ndarray:
+def _gaussian_matrix(tensor: Tensor, rows: int, cols: int, generator: GeneratorLike) -> Any:
     """A (rows, cols) standard normal matrix from fastinit's stream: float64 for float64
-    tensors, else float32 (the QR precision)."""
-    fmt = FLOAT64 if as_target(tensor, "orthogonal_").fmt.name == "float64" else FLOAT32
-    matrix = np.empty((rows, cols), dtype=np.float64 if fmt is FLOAT64 else np.float32)
+    tensors, else float32 (the QR precision). For a torch tensor it is a torch tensor on the
+    same device (generated there: no host round trip on CUDA), else a NumPy array."""
+    double = as_target(tensor, "orthogonal_").fmt.name == "float64"
+    fmt = FLOAT64 if double else FLOAT32
+    if is_tensor(tensor):
+        torch = torch_module()
+        matrix = torch.empty((rows, cols), dtype=torch.float64 if double else torch.float32,
+                             device=tensor.device)
+    else:
+        matrix = np.empty((rows, cols), dtype=np.float64 if double else np.float32)
     random_fill(matrix, normal_params(0.0, 1.0, fmt), generator, "orthogonal_")
     return matrix
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None) -> Tensor:
     """Fill the tensor with a (semi-)orthogonal matrix (Saxe et al. 2013); trailing dims are
-    flattened. The Gaussian matrix comes from fastinit's stream, its QR from torch (on the
-    tensor's device) or NumPy; float16/bfloat16 tensors get a float32 QR, then rounding.
+    flattened. The Gaussian matrix comes from fastinit's stream (generated on the tensor's
+    device), its QR from torch (on that device) or NumPy; float16/bfloat16 tensors get a
+    float32 QR, then one rounding. Only the Gaussian matrix is covered by the stream contract:
+    QR implementations may differ in the last bits across devices and libraries.
 
     >>> fastinit.orthogonal_(torch.empty(64, 128), gain=fastinit.calculate_gain("tanh"))
     """
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     target = as_target(tensor, "orthogonal_")
+    gain = _check_real("orthogonal_", "gain", gain)
     if target.skip:
         return tensor
     rows = int(tensor.shape[0])
@@ -294,7 +305,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
         flattened = flattened.T
     if target.is_torch:
         torch = torch_module()
-        q, r = torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(flattened)).to(tensor.device))
+        q, r = torch.linalg.qr(flattened)
         q = q * torch.diagonal(r, 0).sign()
         if rows < cols:
             q = q.T
