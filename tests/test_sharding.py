@@ -165,14 +165,20 @@ WORKER = textwrap.dedent(r'''
         rb = fastinit.trunc_normal_(torch.empty(4, 5), std=0.1)
         if not (same(a.full_tensor(), ra) and same(b.full_tensor(), rb)):
             errors.append("manual_seed sequence")
-        # orthogonal_: not shard by shard -> a clear error; init_ generates the whole per rank
+        # orthogonal_/sparse_/eye_/dirac_ need the whole matrix: each rank computes it whole and
+        # keeps its part, so the result equals the unsharded call
         o = distribute_tensor(torch.empty(6, 4), mesh, [Shard(0)])
-        try:
-            fastinit.orthogonal_(o)
-            errors.append("orthogonal_ on a DTensor did not raise")
-        except NotImplementedError as exc:
-            if "init_" not in str(exc):
-                errors.append(f"orthogonal_ message: {exc}")
+        fastinit.orthogonal_(o, gain=1.5, generator=9)
+        if not same(o.full_tensor(), fastinit.orthogonal_(torch.empty(6, 4), gain=1.5, generator=9)):
+            errors.append("orthogonal_ on a DTensor")
+        sp = distribute_tensor(torch.empty(7, 5), mesh, [Shard(1)])
+        fastinit.sparse_(sp, 0.3, generator=4)
+        if not same(sp.full_tensor(), fastinit.sparse_(torch.empty(7, 5), 0.3, generator=4)):
+            errors.append("sparse_ on a DTensor")
+        dd = distribute_tensor(torch.full((4, 4, 3), float("nan")), mesh, [Shard(0)])
+        fastinit.dirac_(dd)
+        if not same(dd.full_tensor(), torch.nn.init.dirac_(torch.empty(4, 4, 3))):
+            errors.append("dirac_ on a DTensor")
         fastinit.init_([o], "orthogonal", gain=2.0, generator=5)
         if not same(o.full_tensor(), fastinit.init_([torch.empty(6, 4)], "orthogonal", gain=2.0,
                                                     generator=5)[0]):
@@ -189,6 +195,10 @@ WORKER = textwrap.dedent(r'''
         fastinit.init_([e], "eye")
         if not same(e.full_tensor(), torch.eye(5, 4)):
             errors.append("init_ eye on a DTensor")
+        e2 = distribute_tensor(torch.full((5, 4), float("nan")), mesh, [Shard(1)])
+        fastinit.eye_(e2)
+        if not same(e2.full_tensor(), torch.eye(5, 4)):
+            errors.append("eye_ on a DTensor")
         # _StridedShard (FSDP2 + TP): not one strided block; init_ generates the whole tensor
         try:
             from torch.distributed.tensor.placement_types import _StridedShard

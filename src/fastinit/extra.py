@@ -27,7 +27,6 @@ See docs/initializers.md for the formulas.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
@@ -91,14 +90,14 @@ def _finite(fn: str, name: str, value: Any) -> float:
     return value
 
 
-def _refuse_dtensor(tensor: Tensor, fn: str) -> None:
-    """Whole-tensor initializers cannot fill a DTensor shard by shard."""
-    module = sys.modules.get("torch.distributed.tensor")
-    dtensor = getattr(module, "DTensor", None) if module is not None else None
-    if dtensor is not None and isinstance(tensor, dtensor):
-        raise NotImplementedError(
-            f"fastinit.{fn} needs the whole tensor and does not fill a DTensor shard by shard; "
-            "initialize a whole tensor and distribute_tensor() it")
+def _whole_dtensor(tensor: Tensor, fill: Callable[[Any], Any]) -> bool:
+    """Whole-tensor initializers fill a DTensor by computing the whole tensor on every rank and
+    keeping the local part (fastinit.sharding.fill_via_full); True when it did so."""
+    from .sharding import fill_via_full, is_dtensor
+    if not is_dtensor(tensor):
+        return False
+    fill_via_full(tensor, fill)
+    return True
 
 
 def _permuted(tensor: Tensor, order: tuple[int, ...]) -> Tensor:
@@ -293,10 +292,7 @@ def trunc_normal_std_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: fl
                                f"for {target.fmt.name}")
         call = OpCall(OP_TRUNC_NORMAL, (), constant=value)
     else:
-        call = trunc_normal_params(mean, std, mean + a * std, mean + b * std, target.fmt)
-        if call.constant is None and call.params[8] > call.params[9]:
-            raise RuntimeError(f"{fn}: no {target.fmt.name} value lies in [mean + a std, mean + "
-                               f"b std] = [{mean + a * std:g}, {mean + b * std:g}]")
+        call = _init._trunc_normal_call(fn, target.fmt, mean, std, mean + a * std, mean + b * std)
     return random_fill(tensor, call, generator, fn)
 
 
@@ -332,7 +328,8 @@ def delta_orthogonal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLik
         raise ValueError(f"{fn}: needs out_channels >= in_channels (an orthogonal centre with "
                          f"orthonormal columns), got out={out_ch}, in={in_ch}")
     gain = _finite(fn, "gain", gain)
-    _refuse_dtensor(tensor, fn)
+    if _whole_dtensor(tensor, lambda full: delta_orthogonal_(full, gain, generator, layout=layout)):
+        return tensor
     target = as_target(tensor, fn)
     if target.skip:
         return tensor
@@ -382,7 +379,8 @@ def identity_(tensor: Tensor, gain: float = 1.0, groups: int = 1, *,
         raise ValueError(f"{fn}: the out dimension (dim {axes.out_axis}, size {out_ch}) must be "
                          f"divisible by groups={groups}")
     gain = _finite(fn, "gain", gain)
-    _refuse_dtensor(tensor, fn)
+    if _whole_dtensor(tensor, lambda full: identity_(full, gain, groups, layout=layout)):
+        return tensor
     torch = torch_module() if is_tensor(tensor) else None
     if torch is None:
         _init._writable_array(tensor, fn)

@@ -118,12 +118,17 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
             f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
     if a > b:
         raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
-    lo, hi = target.fmt.inside(a, b)
+    return random_fill(tensor, _trunc_normal_call("trunc_normal_", target.fmt, mean, std, a, b),
+                       generator, "trunc_normal_")
+
+
+def _trunc_normal_call(fn: str, fmt: Any, mean: float, std: float, a: float, b: float):
+    """The stream call of a truncated normal on [a, b], or a RuntimeError when no value of the
+    dtype lies in [a, b]."""
+    lo, hi = fmt.inside(a, b)
     if a < b and lo > hi:
-        raise RuntimeError(f"trunc_normal_: no {target.fmt.name} value lies in [a, b] = "
-                           f"[{a:g}, {b:g}]")
-    return random_fill(tensor, trunc_normal_params(mean, std, a, b, target.fmt), generator,
-                       "trunc_normal_")
+        raise RuntimeError(f"{fn}: no {fmt.name} value lies in [a, b] = [{a:g}, {b:g}]")
+    return trunc_normal_params(mean, std, a, b, fmt)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -163,11 +168,23 @@ def _writable_array(x: Any, fn: str) -> np.ndarray:
     return x
 
 
+def _whole_tensor_dtensor(tensor: Tensor, fill: Callable[[Any], Any]) -> bool:
+    """Functions that need the whole tensor fill a DTensor by computing the whole tensor on
+    every rank and keeping the local part (fastinit.sharding.fill_via_full)."""
+    from .sharding import fill_via_full, is_dtensor
+    if not is_dtensor(tensor):
+        return False
+    fill_via_full(tensor, fill)
+    return True
+
+
 def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity matrix (as many ones as fit).
 
     >>> fastinit.eye_(torch.empty(3, 5))
     """
+    if _whole_tensor_dtensor(tensor, eye_):
+        return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     if is_tensor(tensor):
@@ -186,6 +203,8 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 
     >>> fastinit.dirac_(torch.empty(24, 8, 3, 3), groups=3)
     """
+    if _whole_tensor_dtensor(tensor, lambda full: dirac_(full, groups)):
+        return tensor
     dimensions = tensor.ndim
     if dimensions not in [3, 4, 5]:
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
@@ -292,6 +311,8 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
 
     >>> fastinit.orthogonal_(torch.empty(64, 128), gain=fastinit.calculate_gain("tanh"))
     """
+    if _whole_tensor_dtensor(tensor, lambda full: orthogonal_(full, gain, generator)):
+        return tensor
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     target = as_target(tensor, "orthogonal_")
@@ -328,6 +349,8 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
 
     >>> fastinit.sparse_(torch.empty(100, 20), sparsity=0.1)
     """
+    if _whole_tensor_dtensor(tensor, lambda full: sparse_(full, sparsity, std, generator)):
+        return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     sparsity = float(sparsity)

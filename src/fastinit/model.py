@@ -210,7 +210,7 @@ _STREAM_METHODS = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "x
                    "kaiming_uniform_", "kaiming_normal_")
 _CONSTANT_METHODS = {"constant_": None, "zeros_": 0.0, "ones_": 1.0}
 # Need the whole tensor: on a DTensor, generated whole on each rank, the local part kept.
-_WHOLE_TENSOR_METHODS = ("orthogonal_", "sparse_", "eye_", "dirac_")
+_WHOLE_TENSOR_METHODS = ("orthogonal_", "sparse_", "eye_", "dirac_", "delta_orthogonal_", "identity_")
 
 
 def _resolve_method(method: Union[str, Callable]) -> tuple[str, Callable]:

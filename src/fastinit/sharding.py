@@ -27,9 +27,9 @@ Placements:
   and ``fastinit.reset_parameters`` still handle it, by generating the whole tensor on each rank
   and keeping the local part (:func:`fill_via_full`).
 
-``orthogonal_`` and ``sparse_`` need the whole matrix (a QR, a per-column zero pattern) and raise
-``NotImplementedError`` on a DTensor; ``fastinit.init_(dtensors, "orthogonal")`` and
-``fastinit.reset_parameters`` handle them with :func:`fill_via_full`.
+``orthogonal_``, ``sparse_``, ``eye_`` and ``dirac_`` need the whole matrix (a QR, a per-column
+zero pattern, the diagonal): on a DTensor each rank computes the whole tensor and keeps its part
+(:func:`fill_via_full`), so the generator must give every rank the same key.
 """
 from __future__ import annotations
 
