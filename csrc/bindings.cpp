@@ -11,7 +11,9 @@
 #include "common/philox.h"
 #include "cpu/cpu_entry.h"
 #include "cuda/fill_cuda.h"
+#include "cuda/stats_cuda.h"
 #include "fill_request.h"
+#include "stats_request.h"
 
 namespace py = pybind11;
 using fastinit::FillRequest;
@@ -46,6 +48,47 @@ FillRequest make_request(int op, int dtype, std::uintptr_t data, const std::vect
   r.k1 = k1;
   r.purpose = purpose;
   for (std::size_t i = 0; i < fastinit::kRequestMaxParams; ++i) r.params[i] = i < params.size() ? params[i] : 0.0;
+  return r;
+}
+
+// The tensors of a statistics call, checked (all lists one entry per tensor).
+std::vector<fastinit::StatsTensor> make_stats_tensors(const std::vector<int>& dtypes,
+                                                      const std::vector<std::uintptr_t>& datas,
+                                                      const std::vector<std::vector<std::int64_t>>& shapes,
+                                                      const std::vector<std::vector<std::int64_t>>& strides) {
+  const std::size_t count = dtypes.size();
+  if (datas.size() != count || shapes.size() != count || strides.size() != count)
+    throw std::invalid_argument("fastinit.stats: dtypes, pointers, shapes and strides differ in length");
+  std::vector<fastinit::StatsTensor> tensors(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t ndim = shapes[i].size();
+    if (strides[i].size() != ndim) throw std::invalid_argument("fastinit.stats: shape and strides differ in length");
+    if (ndim > static_cast<std::size_t>(fastinit::kRequestMaxDims))
+      throw std::invalid_argument("fastinit.stats: too many dimensions");
+    fastinit::StatsTensor& t = tensors[i];
+    t.dtype = dtypes[i];
+    t.data = datas[i];
+    t.ndim = static_cast<int>(ndim);
+    for (std::size_t d = 0; d < ndim; ++d) {
+      if (shapes[i][d] < 0) throw std::invalid_argument("fastinit.stats: negative size");
+      t.shape[d] = shapes[i][d];
+      t.stride[d] = strides[i][d];
+    }
+  }
+  return tensors;
+}
+
+fastinit::StatsRequest make_stats_request(const std::vector<fastinit::StatsTensor>& tensors, int bins,
+                                          const std::vector<double>& ranges, int threads) {
+  if (bins < 0) throw std::invalid_argument("fastinit.stats: bins must be >= 0");
+  if (!ranges.empty() && ranges.size() != 2 * tensors.size())
+    throw std::invalid_argument("fastinit.stats: ranges must hold (lo, hi) per tensor, or nothing");
+  fastinit::StatsRequest r;
+  r.tensors = tensors.data();
+  r.count = static_cast<int>(tensors.size());
+  r.bins = bins;
+  r.ranges = ranges.empty() ? nullptr : ranges.data();
+  r.threads = threads;
   return r;
 }
 
@@ -109,6 +152,55 @@ PYBIND11_MODULE(_core, m) {
       },
       R"pbdoc(One Philox4x32-10 block (for the known-answer tests).)pbdoc");
 
+  m.def(
+      "stats_cpu",
+      [](const std::vector<int>& dtypes, const std::vector<std::uintptr_t>& datas,
+         const std::vector<std::vector<std::int64_t>>& shapes,
+         const std::vector<std::vector<std::int64_t>>& strides, int bins,
+         const std::vector<double>& ranges, int threads) {
+        const std::vector<fastinit::StatsTensor> tensors = make_stats_tensors(dtypes, datas, shapes, strides);
+        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges, threads);
+        std::vector<double> out(tensors.size() * static_cast<std::size_t>(fastinit::kStatsRecordHead + bins));
+        {
+          py::gil_scoped_release release;
+          fastinit::cpu_stats(request, out.data());
+        }
+        return out;
+      },
+      py::arg("dtypes"), py::arg("datas"), py::arg("shapes"), py::arg("strides"), py::arg("bins"),
+      py::arg("ranges"), py::arg("threads") = 0,
+      R"pbdoc(Statistics of strided CPU buffers (see fastinit/tensor_stats.py): one raw record of
+STATS_RECORD_HEAD + bins floats per tensor, flattened. ranges: (lo, hi) per tensor, or [] for
+numpy's default range (a second pass). threads: OpenMP threads, 0 for the default.)pbdoc");
+
+  m.def(
+      "stats_cuda_workspace_bytes",
+      [](const std::vector<std::int64_t>& numels, int bins, bool default_range) {
+        return fastinit::cuda_stats_workspace_bytes(numels.data(), static_cast<int>(numels.size()), bins,
+                                                    default_range);
+      },
+      py::arg("numels"), py::arg("bins"), py::arg("default_range"),
+      R"pbdoc(Bytes of device workspace that stats_cuda needs for these tensors.)pbdoc");
+
+  m.def(
+      "stats_cuda",
+      [](const std::vector<int>& dtypes, const std::vector<std::uintptr_t>& datas,
+         const std::vector<std::vector<std::int64_t>>& shapes,
+         const std::vector<std::vector<std::int64_t>>& strides, int bins,
+         const std::vector<double>& ranges, std::uintptr_t out, std::uintptr_t workspace,
+         std::uint64_t workspace_bytes, int device, std::uintptr_t stream) {
+        const std::vector<fastinit::StatsTensor> tensors = make_stats_tensors(dtypes, datas, shapes, strides);
+        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges, 0);
+        py::gil_scoped_release release;
+        fastinit::cuda_stats(request, out, workspace, static_cast<std::size_t>(workspace_bytes), device, stream);
+      },
+      py::arg("dtypes"), py::arg("datas"), py::arg("shapes"), py::arg("strides"), py::arg("bins"),
+      py::arg("ranges"), py::arg("out"), py::arg("workspace"), py::arg("workspace_bytes"),
+      py::arg("device"), py::arg("stream"),
+      R"pbdoc(Enqueue statistics of CUDA buffers on `stream`: raw records (float64, one row of
+STATS_RECORD_HEAD + bins per tensor) into the device buffer `out`; no host synchronisation.
+The tensors must be dense in some memory order (torch: is_non_overlapping_and_dense).)pbdoc");
+
   m.def("cpu_isa", &fastinit::cpu_isa, "The CPU build in use: 'avx2' or 'generic'.");
   m.def("has_openmp", &fastinit::has_openmp, "Whether the core was built with OpenMP.");
   m.def("openmp_max_threads", &fastinit::openmp_max_threads, "OpenMP threads a fill may use.");
@@ -116,4 +208,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_device_count", &fastinit::cuda_device_count,
         "Visible CUDA devices (0 without a driver or GPU; never raises).");
   m.attr("STREAM_FORMAT_VERSION") = 1;
+  m.attr("STATS_RECORD_HEAD") = fastinit::kStatsRecordHead;
 }

@@ -46,13 +46,21 @@ FI_HD std::uint64_t join_words(const Words4& r, int j) {
   return (static_cast<std::uint64_t>(r.w[2 * j]) << 32) | r.w[2 * j + 1];
 }
 
-// --- uniform: a + (k + 1/2) (b - a) / 2^bits, as one multiply-add from host-computed step/start.
+// --- uniform: a + (k + 1/2) (b - a) / 2^bits, as one multiply-add from host-computed step/start,
+// kept inside [lo, hi] (the compute type's values nearest to [a, b] from inside: step and start
+// are rounded, so the extreme cells could otherwise end a rounding error beyond a or b).
 template <class T>
 struct UniformOp {
   T step;   // (b - a) * 2^-24 (float family) or 2^-52 (float64)
   T start;  // a + step / 2
+  T lo = -std::numeric_limits<T>::infinity();
+  T hi = std::numeric_limits<T>::infinity();
   static constexpr int kPerBlock = Family<T>::kPerBlock;
 
+  FI_HD T clamp(T v) const {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+  }
   FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const;
   template <class Out>
   FI_HD Out finish(T v) const {
@@ -65,14 +73,14 @@ FI_HD Values<float, 4> UniformOp<float>::block(Words4 r) const {
   Values<float, 4> out;
   FI_UNROLL
   for (int k = 0; k < 4; ++k)
-    out.v[k] = madd(static_cast<float>(static_cast<std::int32_t>(r.w[k] >> 8)), step, start);
+    out.v[k] = clamp(madd(static_cast<float>(static_cast<std::int32_t>(r.w[k] >> 8)), step, start));
   return out;
 }
 template <>
 FI_HD Values<double, 2> UniformOp<double>::block(Words4 r) const {
   Values<double, 2> out;
   FI_UNROLL
-  for (int j = 0; j < 2; ++j) out.v[j] = madd(u52_to_double(join_words(r, j) >> 12), step, start);
+  for (int j = 0; j < 2; ++j) out.v[j] = clamp(madd(u52_to_double(join_words(r, j) >> 12), step, start));
   return out;
 }
 

@@ -39,6 +39,13 @@ void cpu_fill(const FillRequest& request) {
   cpu_generic::cpu_fill(request);
 }
 
+void cpu_stats(const StatsRequest& request, double* out) {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+  if (use_avx2()) return cpu_avx2::cpu_stats(request, out);
+#endif
+  cpu_generic::cpu_stats(request, out);
+}
+
 std::string cpu_isa() { return use_avx2() ? "avx2" : "generic"; }
 
 bool has_openmp() {

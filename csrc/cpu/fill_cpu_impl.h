@@ -22,7 +22,7 @@ void run_for_dtype(const FillRequest& request, const Layout& layout) {
   auto c = [](double v) { return static_cast<T>(v); };
   switch (request.op) {
     case kOpUniform:
-      run_op<Out>(UniformOp<T>{c(p[0]), c(p[1])}, request, layout);
+      run_op<Out>(UniformOp<T>{c(p[0]), c(p[1]), c(p[2]), c(p[3])}, request, layout);
       return;
     case kOpNormal:
       run_op<Out>(NormalOp<T>{c(p[0]), c(p[1]), c(p[2]), c(p[3])}, request, layout);
