@@ -1,6 +1,8 @@
 """Philox4x32-10 against the Random123 known answers, on every implementation of it."""
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ def uniform_words_via_core(isa: str, key: int, first_element: int, n: int) -> np
     """Top 24 bits of each stream word, read back through the uniform op (step 1, start 0)."""
     out = np.full(n, np.nan, dtype=np.float32)
     _backend.core().fill(0, 0, out.ctypes.data, [n], [1], [1], first_element, key & 0xFFFFFFFF,
-                         key >> 32, 0, [1.0, 0.0], isa)
+                         key >> 32, 0, [1.0, 0.0, -math.inf, math.inf], isa)
     return out.astype(np.uint32)
 
 

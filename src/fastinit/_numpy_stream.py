@@ -162,8 +162,9 @@ def block_values(op: int, params, words, family: str) -> np.ndarray:
     w = words
     if family == "f32":
         if op == OP_UNIFORM:
-            step, start = F32(params[0]), F32(params[1])
-            return np.stack([fma32((x >> U32(8)).astype(I32).astype(F32), step, start) for x in w], axis=1)
+            step, start, lo, hi = (F32(p) for p in params[:4])
+            return np.stack([np.clip(fma32((x >> U32(8)).astype(I32).astype(F32), step, start), lo, hi)
+                             for x in w], axis=1)
         if op == OP_NORMAL:
             mean, std = F32(params[0]), F32(params[1])
             out = []
@@ -180,9 +181,9 @@ def block_values(op: int, params, words, family: str) -> np.ndarray:
             return np.stack([_trunc_from_uniform(ui, params, family) for ui in u], axis=1)
     else:
         if op == OP_UNIFORM:
-            step, start = params[0], params[1]
-            return np.stack([u52_to_f64(_join(w[2 * j], w[2 * j + 1]) >> U64(12)) * step + start
-                             for j in range(2)], axis=1)
+            step, start, lo, hi = params[:4]
+            return np.stack([np.clip(u52_to_f64(_join(w[2 * j], w[2 * j + 1]) >> U64(12)) * step + start,
+                                     lo, hi) for j in range(2)], axis=1)
         if op == OP_NORMAL:
             mean, std = params[0], params[1]
             u1 = u52_to_f64(_join(w[0], w[1]) >> U64(12)) * 2.0**-52 + 2.0**-53

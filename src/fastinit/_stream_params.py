@@ -3,7 +3,7 @@
 Both backends (the compiled core and the NumPy path) receive exactly these numbers, so the
 host-side arithmetic is defined once. Layouts (the `params` of a fill request):
 
-    uniform:       [step, start]
+    uniform:       [step, start, lo, hi]   (lo, hi: the compute type's values inside [a, b])
     normal:        [mean, std, lo, hi]   (clamp after rounding; infinite for normal_)
     trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far, central_only]
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._dtypes import FloatFormat
+from ._dtypes import FLOAT32, FLOAT64, FloatFormat
 
 OP_UNIFORM = 0
 OP_NORMAL = 1
@@ -38,7 +38,8 @@ def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
     """a + (k + 1/2) (b - a) / 2^bits for a uniform integer k of `bits` bits."""
     bits = _UNIFORM_BITS[fmt.family]
     step = (b - a) * 2.0**-bits
-    return OpCall(OP_UNIFORM, (step, a + 0.5 * step))
+    lo, hi = (FLOAT32 if fmt.family == "f32" else FLOAT64).inside(a, b)
+    return OpCall(OP_UNIFORM, (step, a + 0.5 * step, lo, hi))
 
 
 def normal_params(mean: float, std: float, fmt: FloatFormat) -> OpCall:
