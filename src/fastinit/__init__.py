@@ -50,6 +50,8 @@ from .extra import *  # noqa: F401,F403  initializers beyond torch.nn.init
 from .tensor_stats import *  # noqa: F401,F403  fused per-tensor statistics
 from .model import *  # noqa: F401,F403  model-level init
 from . import extra as _extra, model as _model, tensor_stats as _tensor_stats
+from . import watch as _watch  # noqa: E402  (the module; fastinit.watch below is the function)
+from .watch import *  # noqa: F401,F403  per-layer statistics of a model
 
 _calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
 
@@ -64,4 +66,4 @@ __all__ = [
     "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
     "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
     "init",
-] + list(_extra.__all__) + list(_tensor_stats.__all__) + list(_model.__all__)
+] + list(_extra.__all__) + list(_tensor_stats.__all__) + list(_model.__all__) + list(_watch.__all__)
