@@ -64,7 +64,7 @@ def test_native_core_present_where_required():
 def test_cli_info_and_example():
     out = subprocess.run([sys.executable, "-m", "fastinit", "info"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert f"fastinit" in out.stdout and fastinit.__version__ in out.stdout
+    assert "fastinit" in out.stdout and fastinit.__version__ in out.stdout
     assert "backends available" in out.stdout and "OpenMP" in out.stdout or "compiled core" in out.stdout
     ex = subprocess.run([sys.executable, "-m", "fastinit", "example"], capture_output=True, text=True)
     assert ex.returncode == 0, ex.stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._backend import available_backends, get_backend, set_backend
 from ._generators import Generator, default_generator, manual_seed
 from ._version import STREAM_FORMAT_VERSION, __version__
-from .fans import calculate_fan_in_and_fan_out, calculate_gain
+from .fans import calculate_fan_in_and_fan_out
 from .init import (
     calculate_gain,
     constant,

@@ -117,7 +117,6 @@ def measure(sizes: list[str], dtypes: list[str], repeats: int, views: bool = Tru
                 turn["i"] = (turn["i"] + 1) % n_buffers
                 return buffers[turn["i"]]
 
-            nbytes = buffers[0].numel() * buffers[0].element_size()
             cases = [(c, fam, ours, theirs, None) for c, fam, ours, theirs in CASES]
             if views and size_name == "4096x4096":
                 cases += [(c, "view", CASES[3][2], CASES[3][3], v) for c, v in VIEW_CASES]

@@ -22,13 +22,12 @@ Rows (GB/s counts the bytes of the tensor read once, whatever the method does):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Callable, Dict, List, Tuple
 
 import torch
 
 import fastinit
+from fastinit._timing import median_times
 
 
 def transformer_params(d: int, blocks: int, device: str, dtype: torch.dtype) -> List[torch.Tensor]:
@@ -47,18 +46,7 @@ def torch_reductions(x: torch.Tensor) -> Tuple:
 
 def bench(rows: Dict[str, Callable[[], object]], reps: int, sync: Callable[[], None]) -> Dict[str, float]:
     """Median seconds per row, runs alternating between rows."""
-    for fn in rows.values():  # warm-up
-        fn()
-    sync()
-    times: Dict[str, List[float]] = {name: [] for name in rows}
-    for _ in range(reps):
-        for name, fn in rows.items():
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return median_times(rows, repeats=reps, warmup=1, sync=sync)
 
 
 def measure_device(device: str, numel: int, dtype: torch.dtype, reps: int, d_model: int):

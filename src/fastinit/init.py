@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._dtypes import FLOAT32, FLOAT64
-from ._fill import PURPOSE_AUX, Logical, random_fill, write_values
+from ._fill import PURPOSE_AUX, random_fill, write_values
 from ._generators import GeneratorLike, next_key
 from ._stream_params import normal_params, trunc_normal_params, uniform_params
 from ._target import as_target, is_tensor, torch_module

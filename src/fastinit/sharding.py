@@ -37,6 +37,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ._fill import row_major_strides
+
 __all__ = ["is_dtensor", "ShardLayout", "shard_layout", "shard_layout_from", "fill_via_full"]
 
 # Init functions that need the whole tensor at once: not element-wise on the stream.
@@ -52,14 +54,6 @@ def is_dtensor(x: Any) -> bool:
         if cls is not None and isinstance(x, cls):
             return True
     return False
-
-
-def _row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for n in reversed(shape):
-        strides.append(acc)
-        acc *= max(int(n), 1)
-    return tuple(reversed(strides))
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class ShardLayout:
 
     @property
     def strides(self) -> tuple[int, ...]:
-        return _row_major_strides(self.global_shape)
+        return row_major_strides(self.global_shape)
 
     @property
     def base(self) -> int:
