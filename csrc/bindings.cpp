@@ -16,6 +16,7 @@
 #include "stats_request.h"
 
 namespace py = pybind11;
+using fastinit::FillBatch;
 using fastinit::FillRequest;
 
 namespace {
@@ -49,6 +50,57 @@ FillRequest make_request(int op, int dtype, std::uintptr_t data, const std::vect
   r.purpose = purpose;
   for (std::size_t i = 0; i < fastinit::kRequestMaxParams; ++i) r.params[i] = i < params.size() ? params[i] : 0.0;
   return r;
+}
+
+// The requests of a batched fill, checked for consistent lengths (fill_batch.h checks the rest).
+FillBatch make_batch(const std::vector<int>& ops, const std::vector<int>& dtypes,
+                     const std::vector<std::uintptr_t>& datas, const std::vector<int>& ndims,
+                     const std::vector<std::int64_t>& shapes, const std::vector<std::int64_t>& mem_strides,
+                     const std::vector<std::int64_t>& logical_strides,
+                     const std::vector<std::uint64_t>& logical_bases, const std::vector<std::uint64_t>& keys,
+                     const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
+                     const std::vector<double>& params) {
+  const std::size_t count = ops.size();
+  for (std::size_t n : {dtypes.size(), datas.size(), ndims.size(), logical_bases.size(), keys.size(),
+                        purposes.size(), param_index.size()})
+    if (n != count) throw std::invalid_argument("fastinit: the per-request lists differ in length");
+  if (mem_strides.size() != shapes.size() || logical_strides.size() != shapes.size())
+    throw std::invalid_argument("fastinit: shapes and strides differ in length");
+  if (params.size() % fastinit::kRequestMaxParams != 0)
+    throw std::invalid_argument("fastinit: params must hold whole records of FILL_PARAMS floats");
+  FillBatch b;
+  b.count = count;
+  b.op = ops.data();
+  b.dtype = dtypes.data();
+  b.data = datas.data();
+  b.ndim = ndims.data();
+  b.dims = shapes.size();
+  b.shape = shapes.data();
+  b.mem_stride = mem_strides.data();
+  b.logical_stride = logical_strides.data();
+  b.logical_base = logical_bases.data();
+  b.key = keys.data();
+  b.purpose = purposes.data();
+  b.param_index = param_index.data();
+  b.params = params.data();
+  b.param_records = params.size() / fastinit::kRequestMaxParams;
+  return b;
+}
+
+enum class Isa { kAuto, kGeneric, kAvx2 };
+
+// The CPU build a call asks for: "auto" (the best this processor runs), "generic" or "avx2".
+Isa parse_isa(const std::string& isa) {
+  if (isa == "generic") return Isa::kGeneric;
+  if (isa == "avx2") {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+    if (fastinit::cpu_isa() != "avx2") throw std::invalid_argument("fastinit: the avx2 build cannot run here");
+    return Isa::kAvx2;
+#else
+    throw std::invalid_argument("fastinit: built without the avx2 kernels");
+#endif
+  }
+  return Isa::kAuto;
 }
 
 // The tensors of a statistics call, checked (all lists one entry per tensor).
@@ -108,15 +160,13 @@ PYBIND11_MODULE(_core, m) {
          const std::vector<double>& params, const std::string& isa) {
         const FillRequest request = make_request(op, dtype, data, shape, mem_strides, logical_strides,
                                                  logical_base, k0, k1, purpose, params);
+        const Isa build = parse_isa(isa);
         py::gil_scoped_release release;
-        if (isa == "generic") {
+        if (build == Isa::kGeneric) {
           fastinit::cpu_generic::cpu_fill(request);
-        } else if (isa == "avx2") {
+        } else if (build == Isa::kAvx2) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-          if (fastinit::cpu_isa() != "avx2") throw std::invalid_argument("fastinit: the avx2 build cannot run here");
           fastinit::cpu_avx2::cpu_fill(request);
-#else
-          throw std::invalid_argument("fastinit: built without the avx2 kernels");
 #endif
         } else {
           fastinit::cpu_fill(request);
@@ -126,6 +176,39 @@ PYBIND11_MODULE(_core, m) {
       py::arg("logical_strides"), py::arg("logical_base"), py::arg("k0"), py::arg("k1"),
       py::arg("purpose"), py::arg("params"), py::arg("isa") = "auto",
       R"pbdoc(Fill a strided CPU buffer in place with stream values (see fastinit/_fill.py).)pbdoc");
+
+  m.def(
+      "fill_many",
+      [](const std::vector<int>& ops, const std::vector<int>& dtypes, const std::vector<std::uintptr_t>& datas,
+         const std::vector<int>& ndims, const std::vector<std::int64_t>& shapes,
+         const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
+         const std::vector<std::uint64_t>& logical_bases, const std::vector<std::uint64_t>& keys,
+         const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
+         const std::vector<double>& params, int threads, const std::string& isa) {
+        const FillBatch batch = make_batch(ops, dtypes, datas, ndims, shapes, mem_strides, logical_strides,
+                                           logical_bases, keys, purposes, param_index, params);
+        const Isa build = parse_isa(isa);
+        py::gil_scoped_release release;
+        if (build == Isa::kGeneric) {
+          fastinit::cpu_generic::cpu_fill_many(batch, threads);
+        } else if (build == Isa::kAvx2) {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+          fastinit::cpu_avx2::cpu_fill_many(batch, threads);
+#endif
+        } else {
+          fastinit::cpu_fill_many(batch, threads);
+        }
+      },
+      py::arg("ops"), py::arg("dtypes"), py::arg("datas"), py::arg("ndims"), py::arg("shapes"),
+      py::arg("mem_strides"), py::arg("logical_strides"), py::arg("logical_bases"), py::arg("keys"),
+      py::arg("purposes"), py::arg("param_index"), py::arg("params"), py::arg("threads") = 0,
+      py::arg("isa") = "auto",
+      R"pbdoc(Fill many strided CPU buffers in one call: one entry per request in ops, dtypes, datas
+(addresses), ndims, logical_bases, keys (64-bit), purposes and param_index; the dims of all
+requests concatenated in shapes, mem_strides and logical_strides; params: records of
+FILL_PARAMS floats, request i using record param_index[i]. The result is that of the requests
+applied in order; every request is checked before any is written. threads: OpenMP threads, 0
+for the default. Op 3 is a constant fill (params[0], rounded as torch's fill_ rounds).)pbdoc");
 
   m.def(
       "fill_cuda",
@@ -142,6 +225,27 @@ PYBIND11_MODULE(_core, m) {
       py::arg("logical_strides"), py::arg("logical_base"), py::arg("k0"), py::arg("k1"),
       py::arg("purpose"), py::arg("params"), py::arg("device"), py::arg("stream"),
       R"pbdoc(Enqueue a fill of a strided CUDA buffer on `stream` (a cudaStream_t as an int).)pbdoc");
+
+  m.def(
+      "fill_cuda_many",
+      [](const std::vector<int>& ops, const std::vector<int>& dtypes, const std::vector<std::uintptr_t>& datas,
+         const std::vector<int>& ndims, const std::vector<std::int64_t>& shapes,
+         const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
+         const std::vector<std::uint64_t>& logical_bases, const std::vector<std::uint64_t>& keys,
+         const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
+         const std::vector<double>& params, int device, std::uintptr_t stream) {
+        const FillBatch batch = make_batch(ops, dtypes, datas, ndims, shapes, mem_strides, logical_strides,
+                                           logical_bases, keys, purposes, param_index, params);
+        py::gil_scoped_release release;
+        fastinit::cuda_fill_many(batch, device, stream);
+      },
+      py::arg("ops"), py::arg("dtypes"), py::arg("datas"), py::arg("ndims"), py::arg("shapes"),
+      py::arg("mem_strides"), py::arg("logical_strides"), py::arg("logical_bases"), py::arg("keys"),
+      py::arg("purposes"), py::arg("param_index"), py::arg("params"), py::arg("device"),
+      py::arg("stream"),
+      R"pbdoc(Enqueue fills of many strided buffers of one CUDA device on `stream` (arguments as
+fill_many): one launch per group of requests with the same operation and dtype, the request
+table passed as a kernel parameter; no host synchronisation.)pbdoc");
 
   m.def(
       "philox4x32_10",
@@ -208,5 +312,6 @@ The tensors must be dense in some memory order (torch: is_non_overlapping_and_de
   m.def("cuda_device_count", &fastinit::cuda_device_count,
         "Visible CUDA devices (0 without a driver or GPU; never raises).");
   m.attr("STREAM_FORMAT_VERSION") = 1;
+  m.attr("FILL_PARAMS") = fastinit::kRequestMaxParams;
   m.attr("STATS_RECORD_HEAD") = fastinit::kStatsRecordHead;
 }

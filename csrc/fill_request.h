@@ -1,11 +1,14 @@
 // A fill call as the binding hands it to a backend: plain data only (no member functions), so
 // it is the same type in every instruction-set build.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace fastinit {
 
-enum OpCode : int { kOpUniform = 0, kOpNormal = 1, kOpTruncNormal = 2 };
+// kOpConstant writes params[0] rounded to the dtype (as torch's fill_ rounds a Python float);
+// the others are the stream operations of docs/stream-format.md.
+enum OpCode : int { kOpUniform = 0, kOpNormal = 1, kOpTruncNormal = 2, kOpConstant = 3 };
 
 constexpr int kRequestMaxDims = 64;  // as many dims as torch allows
 constexpr int kRequestMaxParams = 16;
@@ -21,6 +24,29 @@ struct FillRequest {
   std::uint64_t logical_base = 0;
   std::uint32_t k0 = 0, k1 = 0, purpose = 0;
   double params[kRequestMaxParams];  // per op, see fastinit/_stream_params.py
+};
+
+// Many fill requests in one call, as flat arrays (one entry per request unless said): request
+// i has ndim[i] dims, the next ndim[i] entries of shape, mem_stride and logical_stride (requests
+// in order, `dims` entries in all); its parameters are the kRequestMaxParams doubles of record
+// param_index[i] of params (`param_records` records), so requests sharing a call share a
+// record. The result is that of the requests applied one after another, in order.
+struct FillBatch {
+  std::size_t count = 0;
+  const int* op = nullptr;
+  const int* dtype = nullptr;
+  const std::uintptr_t* data = nullptr;
+  const int* ndim = nullptr;
+  std::size_t dims = 0;
+  const std::int64_t* shape = nullptr;
+  const std::int64_t* mem_stride = nullptr;
+  const std::int64_t* logical_stride = nullptr;
+  const std::uint64_t* logical_base = nullptr;
+  const std::uint64_t* key = nullptr;  // the 64-bit key: low word k0, high word k1
+  const std::uint32_t* purpose = nullptr;
+  const std::int64_t* param_index = nullptr;
+  const double* params = nullptr;
+  std::size_t param_records = 0;
 };
 
 }  // namespace fastinit

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Everything issue #3 needs from a GPU, in one call of at most ~10 minutes on the device machine
-# (H100 or H200: python3 with torch 2.11, nvcc 13, cuobjdump, ncu; no network):
+# Everything issues #3 and #5 need from a GPU, in one call of at most ~10 minutes on the device
+# machine (H100 or H200: python3 with torch 2.11, nvcc 13, cuobjdump, ncu; no network):
 #
 #   1. build and install fastinit with its CUDA kernels: pip install --no-build-isolation .
-#   2. run the CUDA tests (tests/test_cuda.py, then every other test marked cuda)
-#   3. run the benchmark (benchmarks/bench_cuda.py): fastinit vs torch vs fill_
+#   2. run the CUDA tests (tests/test_cuda.py and tests/test_fill_many.py, then every other test
+#      marked cuda)
+#   3. run the benchmarks: benchmarks/bench_cuda.py (fastinit vs torch vs fill_), then
+#      benchmarks/bench_model.py (model init, batched: the issue #5 goals; into log.txt)
 #   4. dump the SASS of the fill kernels and count instructions per element (static), and
 #      measure them (ncu: executed instructions per element, pipes, time, DRAM bytes)
 #
@@ -233,6 +235,10 @@ t = torch.full((1000, 3), float("nan"), device="cuda")
 fastinit.normal_(t, generator=1)
 ref = fastinit.normal_(torch.empty(1000, 3), generator=1)
 print("smoke test: bit-identical to the CPU:", torch.equal(t.cpu(), ref))
+ts = [torch.full(s, float("nan"), device="cuda") for s in [(300, 200), (77,), (5, 6, 7)]]
+fastinit.init_(ts, "trunc_normal", std=0.02, generator=1)
+refs = fastinit.init_([torch.empty(t.shape) for t in ts], "trunc_normal", std=0.02, generator=1)
+print("smoke test: batched init_ bit-identical to the CPU:", all(torch.equal(a.cpu(), b) for a, b in zip(ts, refs)))
 PYEOF
 
 # ------------------------------------------------------------------ 2. tests
@@ -240,14 +246,15 @@ if [ "$SKIP_TESTS" = 0 ]; then
   XDIST=""
   $PY -c "import xdist" 2>/dev/null && XDIST="-n 6"
   budget=$(( $(left) - 200 )); [ $budget -gt 300 ] && budget=300
-  say "tests: tests/test_cuda.py $XDIST (timeout ${budget}s)"
-  (cd "$REPO" && timeout $budget $PY -m pytest tests/test_cuda.py -q -rfEs $XDIST -p no:cacheprovider \
-      >"$OUT/pytest.txt" 2>&1)
-  say "tests/test_cuda.py exit $?: $(tail -1 "$OUT/pytest.txt")"
+  say "tests: tests/test_cuda.py tests/test_fill_many.py $XDIST (timeout ${budget}s)"
+  (cd "$REPO" && timeout $budget $PY -m pytest tests/test_cuda.py tests/test_fill_many.py -q -rfEs $XDIST \
+      -p no:cacheprovider >"$OUT/pytest.txt" 2>&1)
+  say "tests/test_cuda.py tests/test_fill_many.py exit $?: $(tail -1 "$OUT/pytest.txt")"
   grep -E "^(FAILED|ERROR)" "$OUT/pytest.txt" | head -30 | tee -a "$LOG"
-  budget=$(( $(left) - 170 )); [ $budget -gt 90 ] && budget=90
+  budget=$(( $(left) - 200 )); [ $budget -gt 90 ] && budget=90
   if [ $budget -gt 20 ]; then
-    (cd "$REPO" && timeout $budget $PY -m pytest tests -m cuda -q -rfE --ignore tests/test_cuda.py -p no:cacheprovider >>"$OUT/pytest.txt" 2>&1)
+    (cd "$REPO" && timeout $budget $PY -m pytest tests -m cuda -q -rfE --ignore tests/test_cuda.py \
+        --ignore tests/test_fill_many.py -p no:cacheprovider >>"$OUT/pytest.txt" 2>&1)
     say "other tests marked cuda exit $?: $(tail -1 "$OUT/pytest.txt")"
   fi
 fi
@@ -259,6 +266,11 @@ if [ "$SKIP_BENCH" = 0 ]; then
   [ "$QUICK_BENCH" = 1 ] && args="$args --quick"
   say "benchmark (timeout ${budget}s)"
   (cd "$REPO" && timeout $budget $PY benchmarks/bench_cuda.py $args 2>&1 | tail -45) | tee -a "$LOG"
+  budget=$(( $(left) - 70 )); [ $budget -gt 90 ] && budget=90
+  if [ $budget -gt 20 ]; then
+    say "model benchmark (timeout ${budget}s)"
+    (cd "$REPO" && timeout $budget $PY benchmarks/bench_model.py --runs 7 --cpu-blocks 1 2>&1 | tail -20) | tee -a "$LOG"
+  fi
 fi
 
 # ------------------------------------------------------------------ 4. SASS and ncu

@@ -9,6 +9,18 @@ FI_NAMESPACE_BEGIN
 
 constexpr int kMaxDims = 16;
 
+// Adds to mem_offset and logical the offsets of the element with row-major index `index` over
+// the first `ndim` dims of (shape, mem_stride, logical_stride).
+FI_HD void unravel(std::int64_t index, int ndim, const std::int64_t* shape, const std::int64_t* mem_stride,
+                   const std::int64_t* logical_stride, std::int64_t& mem_offset, std::uint64_t& logical) {
+  for (int d = ndim - 1; d >= 0; --d) {
+    const std::int64_t i = index % shape[d];
+    index /= shape[d];
+    mem_offset += i * mem_stride[d];
+    logical += static_cast<std::uint64_t>(i * logical_stride[d]);
+  }
+}
+
 struct Layout {
   int ndim = 0;
   std::int64_t numel = 1;
@@ -22,12 +34,7 @@ struct Layout {
   FI_HD void run_start(std::int64_t run, std::int64_t& mem_offset, std::uint64_t& logical) const {
     mem_offset = 0;
     logical = logical_base;
-    for (int d = ndim - 2; d >= 0; --d) {
-      const std::int64_t i = run % shape[d];
-      run /= shape[d];
-      mem_offset += i * mem_stride[d];
-      logical += static_cast<std::uint64_t>(i * logical_stride[d]);
-    }
+    unravel(run, ndim - 1, shape, mem_stride, logical_stride, mem_offset, logical);
   }
 };
 

@@ -39,6 +39,13 @@ void cpu_fill(const FillRequest& request) {
   cpu_generic::cpu_fill(request);
 }
 
+void cpu_fill_many(const FillBatch& batch, int threads) {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+  if (use_avx2()) return cpu_avx2::cpu_fill_many(batch, threads);
+#endif
+  cpu_generic::cpu_fill_many(batch, threads);
+}
+
 void cpu_stats(const StatsRequest& request, double* out) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
   if (use_avx2()) return cpu_avx2::cpu_stats(request, out);

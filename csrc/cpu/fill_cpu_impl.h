@@ -1,67 +1,78 @@
-// Body of one instruction-set build of the CPU fill: from a FillRequest to the templated kernel.
-// Included once per build by cpu_<isa>.cpp with FASTINIT_ISA set.
+// Body of one instruction-set build of the CPU fill: from a batch of requests to the templated
+// kernels. Included once per build by cpu_<isa>.cpp with FASTINIT_ISA set.
+//
+// One OpenMP parallel region per segment of the batch (fill_batch.h: requests that write
+// disjoint memory, usually the whole batch) over the tiles of all its requests, handed out
+// dynamically: a thread that drew a small tensor's tile takes the next, so small and large
+// tensors mix without idle threads. A single fill is a batch of one (its tiles split statically).
 #pragma once
-#include <stdexcept>
+#include <algorithm>
+#include <type_traits>
+#include <vector>
 
+#include "../fill_batch.h"
+#include "../fill_dispatch.h"
 #include "../fill_request.h"
 #include "fill_kernels.h"
+#include "omp_compat.h"
 
 FI_NAMESPACE_BEGIN
 namespace cpu {
 
-template <class Out, class Op>
-void run_op(const Op& op, const FillRequest& request, const Layout& layout) {
-  const StreamKey key{request.k0, request.k1, request.purpose};
-  fill_layout(op, key, layout, reinterpret_cast<Out*>(request.data));
+inline std::int64_t tiles_of(const PreparedFill& p) {
+  return (p.layout.numel + kTileElements - 1) / kTileElements;
 }
 
-template <class Out>
-void run_for_dtype(const FillRequest& request, const Layout& layout) {
-  using T = typename OutTraits<Out>::Compute;
-  const double* p = request.params;
-  auto c = [](double v) { return static_cast<T>(v); };
-  switch (request.op) {
-    case kOpUniform:
-      run_op<Out>(UniformOp<T>{c(p[0]), c(p[1]), c(p[2]), c(p[3])}, request, layout);
-      return;
-    case kOpNormal:
-      run_op<Out>(NormalOp<T>{c(p[0]), c(p[1]), c(p[2]), c(p[3])}, request, layout);
-      return;
-    case kOpTruncNormal:
-      if (p[10] != 0.0)
-        run_op<Out>(TruncNormalOp<T, true>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]), c(p[5]),
-                                           c(p[6]), c(p[7]), c(p[8]), c(p[9])},
-                    request, layout);
-      else if (p[11] != 0.0)
-        run_op<Out>(TruncNormalOp<T, false, true>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]),
-                                                  c(p[5]), c(p[6]), c(p[7]), c(p[8]), c(p[9])},
-                    request, layout);
-      else
-        run_op<Out>(TruncNormalOp<T, false>{c(p[0]), c(p[1]), c(p[2]), c(p[3]), c(p[4]), c(p[5]),
-                                            c(p[6]), c(p[7]), c(p[8]), c(p[9])},
-                    request, layout);
-      return;
-    default:
-      throw std::invalid_argument("fastinit: unknown fill op code " + std::to_string(request.op));
+// Tile `tile` of a prepared fill.
+inline void fill_tile(const PreparedFill& p, std::int64_t tile) {
+  const std::int64_t begin = tile * kTileElements;
+  const std::int64_t end = std::min(begin + kTileElements, p.layout.numel);
+  visit_fill<true>(p.op, p.dtype, p.params, [&](const auto& op, auto* out_type) {
+    using Out = std::remove_pointer_t<decltype(out_type)>;
+    fill_elements(op, p.key, p.layout, reinterpret_cast<Out*>(p.data), begin, end);
+  });
+}
+
+// All tiles of fills[0, count), in parallel; fills[i].first_tile is set here.
+inline void fill_segment(PreparedFill* fills, std::size_t count, int threads) {
+  std::int64_t tiles = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    fills[i].first_tile = tiles;
+    tiles += tiles_of(fills[i]);
   }
+#if defined(FASTINIT_HAS_OPENMP)
+  const int nt = threads > 0 ? threads : omp_get_max_threads();
+#else
+  (void)threads;
+#endif
+  auto run_tile = [fills, count](std::int64_t tile) {
+    const PreparedFill* p = std::upper_bound(fills, fills + count, tile, [](std::int64_t t, const PreparedFill& f) {
+      return t < f.first_tile;
+    }) - 1;
+    fill_tile(*p, tile - p->first_tile);
+  };
+  if (count == 1) {  // one tensor: a contiguous share of its tiles per thread, as few
+                     // neighbouring tiles on two threads as possible (a transposed view's
+                     // neighbouring tiles write the same cache lines)
+    FI_OMP_PARALLEL_FOR_STATIC(nt, tiles > 1)
+    for (std::int64_t tile = 0; tile < tiles; ++tile) run_tile(tile);
+  } else {
+    FI_OMP_PARALLEL_FOR_DYNAMIC(nt, tiles > 1)
+    for (std::int64_t tile = 0; tile < tiles; ++tile) run_tile(tile);
+  }
+}
+
+// threads: OpenMP threads, 0 for the default. Throws std::invalid_argument (nothing written)
+// for a bad request.
+inline void cpu_fill_many_impl(const FillBatch& batch, int threads) {
+  std::vector<PreparedFill> fills = prepare_fills(batch);
+  for (const FillSegment& s : disjoint_segments(fills))
+    fill_segment(fills.data() + s.begin, s.end - s.begin, threads);
 }
 
 inline void cpu_fill_impl(const FillRequest& request) {
-  if (request.ndim < 0 || request.ndim > kRequestMaxDims)
-    throw std::invalid_argument("fastinit: bad number of dims " + std::to_string(request.ndim));
-  Layout layout;
-  if (!make_layout(request.ndim, request.shape, request.mem_stride, request.logical_stride,
-                   request.logical_base, layout))
-    throw std::invalid_argument("fastinit: the view has more than 16 non-mergeable dims");
-  if (layout.numel == 0) return;
-  switch (request.dtype) {
-    case kFloat32: return run_for_dtype<float>(request, layout);
-    case kFloat64: return run_for_dtype<double>(request, layout);
-    case kFloat16: return run_for_dtype<Float16>(request, layout);
-    case kBFloat16: return run_for_dtype<BFloat16>(request, layout);
-    default:
-      throw std::invalid_argument("fastinit: unknown dtype code " + std::to_string(request.dtype));
-  }
+  const SingleFillBatch single(request);
+  cpu_fill_many_impl(single.batch, 0);
 }
 
 }  // namespace cpu

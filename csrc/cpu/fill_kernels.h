@@ -1,11 +1,12 @@
 // CPU fill kernels: any stream operation over any strided layout, vectorised across Philox
-// blocks and parallel over tiles with OpenMP. Values depend only on (key, logical index), so
-// the tiling and the thread count never change a bit.
+// blocks; the caller runs tiles of kTileElements in parallel (fill_cpu_impl.h). Values depend
+// only on (key, logical index), so the tiling and the thread count never change a bit.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "../common/constant_op.h"
 #include "../common/distributions.h"
 #include "../common/layout.h"
 #include "omp_compat.h"
@@ -42,7 +43,7 @@ inline void generate_words(const StreamKey& key, std::uint64_t first, std::int64
   }
 #endif
 }
-// Elements per parallel tile.
+// Elements per unit of parallel work (a tile; a request's last tile may be shorter).
 constexpr std::int64_t kTileElements = 1 << 15;
 
 // Values for lanes [lane_begin, lane_end) of one block, for the partial blocks at either end.
@@ -66,6 +67,12 @@ void fill_run(const Op op, const StreamKey key, std::uint64_t first, std::int64_
   using T = typename OutTraits<Out>::Compute;
   constexpr int K = Op::kPerBlock;
   if (n <= 0) return;
+  if constexpr (IsConstantOp<Op>::value) {
+    const Out value = op.template finish<Out>(op.value);
+    FI_OMP_SIMD
+    for (std::int64_t j = 0; j < n; ++j) out[j * stride] = value;
+    return;
+  }
   std::uint64_t block = first / K;
   const std::uint64_t end = first + static_cast<std::uint64_t>(n);
   const std::uint64_t end_block = end / K;
@@ -106,32 +113,32 @@ void fill_run(const Op op, const StreamKey key, std::uint64_t first, std::int64_
     fill_partial_block(op, key, end_block, 0, static_cast<int>(end % K), out, stride);
 }
 
-// Fill every element of a (collapsed) layout.
+// Elements [begin, end) of a collapsed layout, in its row-major order: the pieces of the runs
+// (sweeps of the last dim) that the range covers.
 template <class Op, class Out>
-void fill_layout(const Op& op, const StreamKey& key, const Layout& layout, Out* base) {
-  const std::int64_t inner = layout.ndim == 0 ? 1 : layout.shape[layout.ndim - 1];
-  if (layout.numel == 0 || inner == 0) return;
-  const std::int64_t runs = layout.numel / inner;
-  const std::int64_t mem_step = layout.ndim == 0 ? 1 : layout.mem_stride[layout.ndim - 1];
-  const std::int64_t logical_step = layout.ndim == 0 ? 1 : layout.logical_stride[layout.ndim - 1];
-  const std::int64_t tiles_per_run = (inner + kTileElements - 1) / kTileElements;
-  const std::int64_t tiles = runs * tiles_per_run;
-  FI_OMP_PARALLEL_FOR_IF(tiles > 1)
-  for (std::int64_t tile = 0; tile < tiles; ++tile) {
-    const std::int64_t run = tile / tiles_per_run;
-    const std::int64_t chunk = tile % tiles_per_run;
+void fill_elements(const Op& op, const StreamKey& key, const Layout& layout, Out* base,
+                   std::int64_t begin, std::int64_t end) {
+  const int last = layout.ndim - 1;
+  const std::int64_t inner = layout.ndim == 0 ? 1 : layout.shape[last];
+  const std::int64_t mem_step = layout.ndim == 0 ? 1 : layout.mem_stride[last];
+  const std::int64_t logical_step = layout.ndim == 0 ? 1 : layout.logical_stride[last];
+  std::int64_t run = begin / inner;
+  std::int64_t pos = begin - run * inner;
+  while (begin < end) {
     std::int64_t mem_offset = 0;
     std::uint64_t logical = 0;
     layout.run_start(run, mem_offset, logical);
-    const std::int64_t begin = chunk * kTileElements;
-    const std::int64_t count = std::min(kTileElements, inner - begin);
-    Out* out = base + mem_offset + begin * mem_step;
+    const std::int64_t count = std::min(inner - pos, end - begin);
+    Out* out = base + mem_offset + pos * mem_step;
     if (logical_step == 1) {
-      fill_run(op, key, logical + static_cast<std::uint64_t>(begin), count, out, mem_step);
+      fill_run(op, key, logical + static_cast<std::uint64_t>(pos), count, out, mem_step);
     } else {  // a logical order that is not contiguous along the last dim: one value at a time
-      for (std::int64_t e = begin; e < begin + count; ++e, out += mem_step)
+      for (std::int64_t e = pos; e < pos + count; ++e, out += mem_step)
         fill_run(op, key, logical + static_cast<std::uint64_t>(e * logical_step), 1, out, 1);
     }
+    begin += count;
+    ++run;
+    pos = 0;
   }
 }
 

@@ -10,6 +10,10 @@ namespace fastinit {
 // Enqueue the fill on `stream` (a cudaStream_t) of `device`; no host synchronisation.
 // Throws std::runtime_error naming the CUDA call that failed.
 void cuda_fill(const FillRequest& request, int device, std::uintptr_t stream);
+// Enqueue many fills of `device` on `stream`: one launch per group of requests with the same
+// operation and dtype (fill_many_cuda.cu); the result of the requests applied in order. Checks
+// every request before enqueuing anything (std::invalid_argument); no host synchronisation.
+void cuda_fill_many(const FillBatch& batch, int device, std::uintptr_t stream);
 bool cuda_compiled();
 int cuda_device_count();
 

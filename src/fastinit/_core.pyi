@@ -4,6 +4,7 @@ from typing import Sequence
 
 STREAM_FORMAT_VERSION: int
 STATS_RECORD_HEAD: int
+FILL_PARAMS: int  # floats per parameter record of fill_many / fill_cuda_many
 
 def fill(op: int, dtype: int, data: int, shape: Sequence[int], mem_strides: Sequence[int],
          logical_strides: Sequence[int], logical_base: int, k0: int, k1: int, purpose: int,
@@ -11,6 +12,16 @@ def fill(op: int, dtype: int, data: int, shape: Sequence[int], mem_strides: Sequ
 def fill_cuda(op: int, dtype: int, data: int, shape: Sequence[int], mem_strides: Sequence[int],
               logical_strides: Sequence[int], logical_base: int, k0: int, k1: int, purpose: int,
               params: Sequence[float], device: int, stream: int) -> None: ...
+def fill_many(ops: Sequence[int], dtypes: Sequence[int], datas: Sequence[int], ndims: Sequence[int],
+              shapes: Sequence[int], mem_strides: Sequence[int], logical_strides: Sequence[int],
+              logical_bases: Sequence[int], keys: Sequence[int], purposes: Sequence[int],
+              param_index: Sequence[int], params: Sequence[float], threads: int = 0,
+              isa: str = "auto") -> None: ...
+def fill_cuda_many(ops: Sequence[int], dtypes: Sequence[int], datas: Sequence[int],
+                   ndims: Sequence[int], shapes: Sequence[int], mem_strides: Sequence[int],
+                   logical_strides: Sequence[int], logical_bases: Sequence[int],
+                   keys: Sequence[int], purposes: Sequence[int], param_index: Sequence[int],
+                   params: Sequence[float], device: int, stream: int) -> None: ...
 def philox4x32_10(c0: int, c1: int, c2: int, c3: int, k0: int, k1: int) -> tuple[int, int, int, int]: ...
 def stats_cpu(dtypes: Sequence[int], datas: Sequence[int], shapes: Sequence[Sequence[int]],
               strides: Sequence[Sequence[int]], bins: int, ranges: Sequence[float],

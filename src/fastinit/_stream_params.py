@@ -6,6 +6,7 @@ host-side arithmetic is defined once. Layouts (the `params` of a fill request):
     uniform:       [step, start, lo, hi]   (lo, hi: the compute type's values inside [a, b])
     normal:        [mean, std, lo, hi]   (clamp after rounding; infinite for normal_)
     trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far, central_only]
+    constant:      [value]   (not a stream op: the core writes a constant in a batched call)
 
 See docs/stream-format.md for the meaning of each constant.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from ._dtypes import FLOAT32, FLOAT64, FloatFormat
 
 OP_UNIFORM = 0
 OP_NORMAL = 1
 OP_TRUNC_NORMAL = 2
+OP_CONSTANT = 3
 
 # Bits of resolution of the uniform draw per family, and of the truncated normal's draw.
 _UNIFORM_BITS = {"f32": 24, "f64": 52}
@@ -40,6 +43,22 @@ def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
     step = (b - a) * 2.0**-bits
     lo, hi = (FLOAT32 if fmt.family == "f32" else FLOAT64).inside(a, b)
     return OpCall(OP_UNIFORM, (step, a + 0.5 * step, lo, hi))
+
+
+def constant_params(value: Any, fmt: FloatFormat) -> Optional[OpCall]:
+    """The core's constant op for torch's ``fill_(value)`` on a tensor of format fmt, or None
+    where the core would not give torch's result: torch rounds the value to float32 first, then
+    to a 16-bit format (so does the core), raises for a finite value beyond the format's range,
+    converts large ints without the float64 step, and has its own NaN bits."""
+    if type(value) is int or type(value) is bool:
+        if abs(value) > 2**53:
+            return None
+        value = float(value)
+    elif type(value) is not float:
+        return None
+    if math.isnan(value) or (math.isfinite(value) and abs(value) > fmt.max_finite):
+        return None
+    return OpCall(OP_CONSTANT, (value,))
 
 
 def normal_params(mean: float, std: float, fmt: FloatFormat) -> OpCall:

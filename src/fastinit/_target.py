@@ -52,10 +52,15 @@ class Target:
         return self.device == "meta" or numel == 0
 
 
+_TORCH_FORMATS: dict = {}
+
+
 def _torch_format(dtype) -> Optional[FloatFormat]:
-    torch = torch_module()
-    return {torch.float32: FLOAT32, torch.float64: FLOAT64, torch.float16: FLOAT16,
-            torch.bfloat16: BFLOAT16}.get(dtype)
+    if not _TORCH_FORMATS:
+        torch = torch_module()
+        _TORCH_FORMATS.update({torch.float32: FLOAT32, torch.float64: FLOAT64,
+                               torch.float16: FLOAT16, torch.bfloat16: BFLOAT16})
+    return _TORCH_FORMATS.get(dtype)
 
 
 def _numpy_format(dtype: np.dtype) -> Optional[FloatFormat]:
@@ -79,14 +84,16 @@ def as_target(x: Any, fn_name: str) -> Target:
         fmt = _torch_format(x.dtype)
         if fmt is None:
             raise _unsupported_dtype(fn_name, str(x.dtype).replace("torch.", ""))
-        device = x.device.type
-        if device != "meta" and x.numel() > 1 and _has_internal_overlap(x):
+        device = "cpu" if x.is_cpu else "cuda" if x.is_cuda else x.device.type
+        if device == "meta":
+            return Target(x, True, fmt, tuple(x.shape), tuple(x.stride()), 0, device, x.numel())
+        numel = x.numel()
+        if numel > 1 and not x.is_contiguous() and _has_internal_overlap(x):
             raise RuntimeError(
                 f"fastinit.{fn_name}: unsupported operation: more than one element of the "
                 "written-to tensor refers to a single memory location. Please clone() the "
                 "tensor before performing the operation.")
-        return Target(x, True, fmt, tuple(x.shape), tuple(x.stride()),
-                      0 if device == "meta" else x.data_ptr(), device, x.numel())
+        return Target(x, True, fmt, tuple(x.shape), tuple(x.stride()), x.data_ptr(), device, numel)
     if is_array(x):
         fmt = _numpy_format(x.dtype)
         if fmt is None:

@@ -14,6 +14,11 @@ position in the list; in :func:`reset_parameters`, the parameter's position in
 ``model.parameters()`` -- so a sharded model (FSDP2, tensor parallel) gets, slice for slice, the
 values of the unsharded model.
 
+Writes. Every write is planned and checked first; then the stream and constant fills of all
+tensors on a device are made in one batched core call (fastinit._fill.FillBatch), and a call
+whose tensors are unchanged since a previous call reuses that call's prepared core call
+(_BatchPlan: only the key is new).
+
 >>> torch.manual_seed(0)
 >>> fastinit.reset_parameters(model)                        # like every module's reset_parameters()
 >>> fastinit.init_(model.parameters(), "trunc_normal", std=0.02)
@@ -28,11 +33,12 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import _backend
 from . import init as _init
-from ._fill import PURPOSE_VALUES, capture_fills, write_values
+from ._fill import PURPOSE_VALUES, FillBatch, capture_fills, write_values
 from ._generators import _GOLDEN, _MASK64, Generator, GeneratorLike, next_key, splitmix64
-from ._stream_params import normal_params, uniform_params
-from ._target import as_target, is_tensor, torch_module
+from ._stream_params import constant_params, normal_params, uniform_params
+from ._target import _torch_format, as_target, is_tensor, torch_module
 from .fans import calculate_fan_in_and_fan_out, calculate_gain
 from .sharding import fill_via_full, is_dtensor, local_tensor, shard_layout
 
@@ -74,7 +80,7 @@ class _Fill:
     """One tensor's planned write."""
 
     __slots__ = ("tensor", "index", "kind", "target", "call", "logical", "value", "fn", "post",
-                 "via_full", "numel", "on_cpu")
+                 "via_full", "key")
 
     def __init__(self, tensor: Any, index: int, kind: str) -> None:
         self.tensor = tensor
@@ -87,13 +93,30 @@ class _Fill:
         self.fn = None            # call: fn(tensor, generator)
         self.post = None          # after the write: post(tensor with global indices)
         self.via_full = False     # a DTensor filled by generating its whole tensor per rank
-        self.numel, self.on_cpu = _size_and_cpu(tensor)
+        self.key = 0              # stream: tensor_key(call key, index), set before execution
+
+    def size_and_cpu(self) -> tuple[int, bool]:
+        if self.target is not None:
+            return self.target.numel, self.target.device == "cpu"
+        return _size_and_cpu(self.tensor)
+
+    def queue(self, batch: FillBatch) -> bool:
+        """Queue the write in a batch of core calls (FillBatch) if it is one the core makes."""
+        if self.kind == "stream" and not self.via_full:
+            batch.add(self.target, self.call, self.key, PURPOSE_VALUES, self.logical)
+            return True
+        if self.kind == "const":
+            request = _constant_request(self.tensor, self.value)
+            if request is not None:
+                batch.add(request[0], request[1], 0)
+                return True
+        return False
 
     def run(self, call_key: int) -> None:
         if self.kind == "const":
             _fill_constant(self.tensor, self.value)
         elif self.kind == "stream":
-            key = tensor_key(call_key, self.index)
+            key = self.key
             if self.via_full:
                 call, post = self.call, self.post
 
@@ -123,6 +146,34 @@ def _size_and_cpu(t: Any) -> tuple[int, bool]:
     return int(t.numel()), t.device.type == "cpu"
 
 
+def _tensor_keys(call_key: int, indices: Sequence[int]) -> list[int]:
+    """[tensor_key(call_key, i) for i in indices], vectorised (the same uint64 arithmetic)."""
+    if len(indices) < 8:
+        return [tensor_key(call_key, i) for i in indices]
+    z = np.asarray(indices, dtype=np.uint64) + np.uint64(1)
+    z = z * np.uint64(_GOLDEN) + np.uint64(int(call_key) & _MASK64)  # wraps mod 2**64
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))).tolist()
+
+
+def _constant_request(t: Any, value: Any) -> Optional[tuple]:
+    """(target, call) of a constant fill the core makes as torch's fill_ would, else None
+    (NumPy arrays, integer tensors, values the core would round differently)."""
+    if isinstance(t, np.ndarray):
+        return None
+    local = local_tensor(t) if is_dtensor(t) else t
+    fmt = _torch_format(local.dtype)
+    call = constant_params(value, fmt) if fmt is not None else None
+    if call is None or local.is_meta:
+        return None
+    try:
+        target = as_target(local, "init_")
+    except RuntimeError:  # an overlapping view: torch's fill_ reports it
+        return None
+    return target, call
+
+
 def _needs_full(t: Any) -> bool:
     """A DTensor whose local shard is not one strided block of the whole (_StridedShard)."""
     if not is_dtensor(t):
@@ -144,7 +195,6 @@ def _stream_fill(t: Any, index: int, fn_name: str, make_call: Callable) -> Optio
     write (meta or zero elements)."""
     item = _Fill(t, index, "stream")
     if _needs_full(t):
-        from ._target import _torch_format
         fmt = _torch_format(t.dtype)
         if fmt is None:
             raise NotImplementedError(f"fastinit.{fn_name}: dtype {t.dtype} is not supported")
@@ -184,23 +234,58 @@ def _want_progress(total_cpu_elements: int, progress: Optional[bool]) -> bool:
 
 
 def _execute(steps: Sequence[Any], call_key: int, progress: Optional[bool], desc: str) -> None:
+    """Run the planned steps in order. Stream and constant fills go into batched core calls
+    (one per device, fastinit._fill.FillBatch); any other step first makes the queued writes,
+    so every step sees the writes planned before it (an integer buffer's constant, which no
+    float fill can share memory with, does not need to)."""
     fills = [s for s in steps if isinstance(s, _Fill)]
-    total_cpu = sum(f.numel for f in fills if f.on_cpu)
+    stream = [f for f in fills if f.kind == "stream"]
+    for f, key in zip(stream, _tensor_keys(call_key, [f.index for f in stream])):
+        f.key = key
     bar = None
-    if _want_progress(total_cpu, progress):
-        bar = _tqdm_class()(total=sum(f.numel for f in fills), unit="el", unit_scale=True,
-                            desc=desc)
+    chunk = 0
+    if progress is not False:
+        sizes = [f.size_and_cpu() for f in fills]
+        if _want_progress(sum(n for n, cpu in sizes if cpu), progress):
+            total = sum(n for n, _ in sizes)
+            bar = _tqdm_class()(total=total, unit="el", unit_scale=True, desc=desc)
+            chunk = max(total // 100, 1)  # write in pieces so the bar moves
+    batch = FillBatch()
+    queued: list = []
+
+    def write_queued() -> None:
+        batch.flush()
+        if bar is not None:
+            bar.update(sum(f.size_and_cpu()[0] for f in queued))
+        for f in queued:
+            if f.post is not None:
+                f.post(f.tensor)
+        queued.clear()
+
     try:
         for step in steps:
             if isinstance(step, _Fill):
+                if step.queue(batch):
+                    queued.append(step)
+                    if step.post is not None or (bar is not None and batch.pending >= chunk):
+                        write_queued()
+                    continue
+                if not (step.kind == "const" and _is_integer_tensor(step.tensor)):
+                    write_queued()
                 step.run(call_key)
                 if bar is not None:
-                    bar.update(step.numel)
+                    bar.update(step.size_and_cpu()[0])
             else:
+                write_queued()
                 step()  # a module's own reset_parameters()
+        write_queued()
     finally:
         if bar is not None:
             bar.close()
+
+
+def _is_integer_tensor(t: Any) -> bool:
+    return is_tensor(t) and not (t.is_floating_point() or t.is_complex())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,18 +405,179 @@ def init_(tensors: Union[Tensor, Iterable[Tensor], Mapping[str, Tensor]],
     """
     items = _as_tensor_list(tensors)
     name, fn = _resolve_method(method)
+    kwargs_key = _kwargs_key(kwargs)
+    signatures = _signatures(items) if kwargs_key is not None else None
+    plan_key = ("init_", fn, kwargs_key, len(items))
+    cached = _PLANS.get(plan_key) if signatures is not None else None
+    if cached is not None and cached.ready(signatures, progress):
+        cached.run(next_key(generator), items)  # the same checks would pass: none to make
+        return items
     per_kwargs = _per_tensor_kwargs(kwargs, len(items))
+    per_tensor = any(isinstance(v, (list, tuple)) for v in kwargs.values())
     steps: list = []
     for i, (t, kw) in enumerate(zip(items, per_kwargs)):
-        step = _plan_init(t, i, name, fn, kw)
+        step = _plan_init(t, i, name, fn, kw, None if per_tensor else kwargs_key)
         if step is not None:
             steps.append(step)
     call_key = next_key(generator)
-    _execute(steps, call_key, progress, "fastinit.init_")
+    if len(steps) != len(items):  # some skipped (meta, empty): not reused (a warning each time)
+        signatures = None
+    _run_planned(plan_key, steps, items, signatures, call_key, progress, "fastinit.init_")
     return items
 
 
-def _plan_init(t: Any, i: int, name: str, fn: Callable, kw: dict) -> Optional[_Fill]:
+def _clear_caches() -> None:
+    """Forget every reused plan and memoised call (benchmarks of first calls, tests)."""
+    for cache in (_PLANS, _CALL_MEMO, _RESET_CALLS, _LINEAR_BOUNDS):
+        cache.clear()
+
+
+# Recent plans (of init_ and reset_parameters), reused while their inputs are the same: the
+# method and kwargs (init_) or what the module handlers asked for (reset_parameters), and every
+# tensor's (type, address, shape, strides, dtype). Every check then passes again and every call
+# is the same, so only the keys are new. They hold addresses, never tensors.
+_PLANS: dict = {}
+
+
+def _signature(t: Any) -> Optional[tuple]:
+    """What a batched plan depends on of a tensor; None where plans are not reused (NumPy
+    arrays, DTensors and other subclasses, meta tensors and tensors without storage)."""
+    torch = torch_module()
+    kind = type(t)
+    if torch is None or (kind is not torch.Tensor and kind is not torch.nn.Parameter):
+        return None
+    ptr = t.data_ptr()
+    return (kind, ptr, t.shape, t.stride(), t.dtype) if ptr != 0 else None
+
+
+def _signatures(items: Sequence[Any]) -> Optional[list]:
+    out = []
+    for t in items:
+        sig = _signature(t)
+        if sig is None:
+            return None
+        out.append(sig)
+    return out
+
+
+class _BatchPlan:
+    """A plan whose steps are all stream and constant fills on one device: one prepared core
+    call (fastinit._fill.PreparedWrites), plus the constants of integer tensors, by torch."""
+
+    def __init__(self, signatures: list, slots: list, indices: list, torch_consts: list,
+                 total_cpu: int, writes: Any) -> None:
+        self.signatures = signatures
+        self.slots = slots            # positions of the stream fills among the core's requests
+        self.indices = indices        # their tensor indices (for the keys)
+        self.torch_consts = torch_consts  # (step position, value) written by torch's fill_
+        self.total_cpu = total_cpu
+        self.writes = writes
+
+    @staticmethod
+    def of(steps: Sequence[Any], signatures: list) -> Optional["_BatchPlan"]:
+        batch = FillBatch()
+        slots: list = []
+        indices: list = []
+        torch_consts: list = []
+        total_cpu = 0
+        for pos, s in enumerate(steps):
+            if not isinstance(s, _Fill) or s.post is not None or s.via_full:
+                return None
+            target, call = s.target, s.call
+            if s.kind == "const":
+                request = _constant_request(s.tensor, s.value)
+                if request is None:
+                    if not _is_integer_tensor(s.tensor):
+                        return None
+                    torch_consts.append((pos, s.value))
+                    continue
+                target, call = request
+            elif s.kind != "stream" or s.logical is not None:
+                return None
+            if not batch.queueable(target):
+                return None
+            if s.kind == "stream":
+                slots.append(batch.count)
+                indices.append(s.index)
+            batch.add(target, call, 0)
+            total_cpu += target.numel if target.device == "cpu" else 0
+        writes = batch.prepared()
+        if writes is None:
+            return None
+        return _BatchPlan(signatures, slots, indices, torch_consts, total_cpu, writes)
+
+    def ready(self, signatures: Optional[list], progress: Optional[bool]) -> bool:
+        return (signatures == self.signatures and _backend.get_backend() == "native"
+                and not _want_progress(self.total_cpu, progress))
+
+    def run(self, call_key: int, tensors: Sequence[Any]) -> None:
+        """Write the plan with the keys of call_key into tensors (one per step, as planned)."""
+        keys = [0] * self.writes.count
+        for slot, key in zip(self.slots, _tensor_keys(call_key, self.indices)):
+            keys[slot] = key
+        self.writes.run(keys, tensors)
+        for pos, value in self.torch_consts:
+            _fill_constant(tensors[pos], value)
+
+
+def _run_planned(cache_key: Any, steps: Sequence[Any], tensors: Sequence[Any],
+                 signatures: Optional[list], call_key: int, progress: Optional[bool],
+                 desc: str) -> None:
+    """Execute steps planned for tensors (one per step); keep the plan for reuse when it is a
+    _BatchPlan."""
+    plan = _BatchPlan.of(steps, signatures) if signatures is not None else None
+    if plan is not None and plan.ready(signatures, progress):
+        if len(_PLANS) >= 16:
+            _PLANS.clear()
+        _PLANS[cache_key] = plan
+        plan.run(call_key, tensors)
+        return
+    _execute(steps, call_key, progress, desc)
+
+
+# The stream call a single-fill function made for a (function, dtype, shape, kwargs): a pure
+# function of these, so a tensor of the same kind needs only its own checks (as_target).
+_CALL_MEMO: dict = {}
+
+
+def _kwargs_key(kw: dict) -> Optional[tuple]:
+    """kwargs as a key, or None when a value is not a plain number, string, None or a list or
+    tuple of them (a tensor or an array could change in place between two calls). -0.0 is
+    told apart from 0.0: equal floats, but the calls they make differ in a sign bit."""
+    try:
+        return tuple((k, _frozen(v)) for k, v in kw.items())
+    except TypeError:
+        return None
+
+
+_PLAIN_VALUES = (int, float, bool, str, type(None))
+
+
+def _frozen(v: Any) -> Any:
+    if type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0:
+        return ("-0.0",)
+    if type(v) in _PLAIN_VALUES:
+        return v
+    if type(v) in (list, tuple):
+        return (type(v).__name__,) + tuple(_frozen(x) for x in v)
+    raise TypeError(f"not a plain value: {type(v).__name__}")
+
+
+def _memo_key(fn: Callable, t: Any, kwargs_key: Optional[tuple]) -> Optional[tuple]:
+    """The memo key of fn(t, **kwargs), or None (subclasses, DTensors, unhashable arguments)."""
+    kind = type(t)
+    if kwargs_key is None or kind not in _plain_types():
+        return None
+    return (fn, t.dtype, tuple(t.shape), kwargs_key)
+
+
+def _plain_types() -> tuple:
+    torch = torch_module()
+    return (np.ndarray,) if torch is None else (np.ndarray, torch.Tensor, torch.nn.Parameter)
+
+
+def _plan_init(t: Any, i: int, name: str, fn: Callable, kw: dict,
+               kwargs_key: Optional[tuple] = None) -> Optional[_Fill]:
     if name in _CONSTANT_METHODS and getattr(_init, name) is fn:
         if name == "constant_":
             try:
@@ -349,6 +595,14 @@ def _plan_init(t: Any, i: int, name: str, fn: Callable, kw: dict) -> Optional[_F
         item.value = value
         return item
     if _single_fill(name, fn) and not _needs_full(t):
+        memo = _memo_key(fn, t, kwargs_key if kwargs_key is not None else _kwargs_key(kw))
+        call = _CALL_MEMO.get(memo) if memo is not None else None
+        if call is not None:  # fn succeeded for this (dtype, shape, kwargs): only t to check
+            target = as_target(t, getattr(fn, "__name__", "init_"))
+            if not target.skip:
+                item = _Fill(t, i, "stream")
+                item.target, item.call = target, call
+                return item
         plan: list = []
         token = capture_fills.set(plan)
         try:
@@ -361,6 +615,10 @@ def _plan_init(t: Any, i: int, name: str, fn: Callable, kw: dict) -> Optional[_F
             raise RuntimeError(f"fastinit.init_: {name} made {len(plan)} fills, expected one")
         item = _Fill(t, i, "stream")
         item.target, item.call, item.logical = plan[0]
+        if memo is not None and item.logical is None:
+            if len(_CALL_MEMO) > 4096:
+                _CALL_MEMO.clear()
+            _CALL_MEMO[memo] = item.call
         return item
     # Anything else: called at execution time with its own generator.
     is_fastinit = getattr(fn, "__module__", "").startswith("fastinit")
@@ -411,6 +669,23 @@ class _ModelPlan:
         self.flush()
         self.steps.append(module.reset_parameters)
 
+    def signatures(self) -> Optional[list]:
+        """What the pending entries' fills depend on, when they are all the plan has (no
+        fallback step yet) and none has a post step: (spec, index, tensor signature) each."""
+        if self.steps:
+            return None
+        out = []
+        next_index = len(self.index_of)
+        for t, spec, post in self.pending.values():
+            sig = _signature(t) if post is None else None
+            if sig is None:
+                return None
+            index = self.index_of.get(id(t))
+            if index is None and spec[0] != "const":
+                index, next_index = next_index, next_index + 1
+            out.append((spec[0], _frozen(spec[1]), index, sig))
+        return out
+
     def flush(self) -> None:
         for t, spec, post in self.pending.values():
             step = self._compile(t, spec, post)
@@ -428,15 +703,28 @@ class _ModelPlan:
         if index is None:
             index = self.index_of[id(t)] = len(self.index_of)
         if kind == "uniform":
-            bound = spec[1]
-            item = _stream_fill(t, index, "uniform_",
-                                lambda fmt: uniform_params(-bound, bound, fmt))
+            item = _stream_fill(t, index, "uniform_", lambda fmt: _reset_call(kind, spec[1], fmt))
         else:
-            std = spec[1]
-            item = _stream_fill(t, index, "normal_", lambda fmt: normal_params(0.0, std, fmt))
+            item = _stream_fill(t, index, "normal_", lambda fmt: _reset_call(kind, spec[1], fmt))
         if item is not None:
             item.post = post
         return item
+
+
+_RESET_CALLS: dict = {}
+
+
+def _reset_call(kind: str, scale: float, fmt: Any) -> Any:
+    """U(-scale, scale) or N(0, scale^2) in fmt, computed once per (kind, scale, dtype)."""
+    key = (kind, scale, fmt.code)
+    call = _RESET_CALLS.get(key) if scale != 0.0 else None  # 0.0 == -0.0: not a key
+    if call is None:
+        call = uniform_params(-scale, scale, fmt) if kind == "uniform" else normal_params(0.0, scale, fmt)
+        if scale != 0.0:
+            if len(_RESET_CALLS) > 4096:
+                _RESET_CALLS.clear()
+            _RESET_CALLS[key] = call
+    return call
 
 
 def _param(m: Any, name: str) -> Any:
@@ -464,6 +752,24 @@ def _kaiming_uniform_bound(w: Any, a: float) -> float:
     return math.sqrt(3.0) * (calculate_gain("leaky_relu", a) / math.sqrt(_fan_in(w)))
 
 
+_LINEAR_BOUNDS: dict = {}
+
+
+def _linear_bounds(w: Any) -> tuple:
+    """(weight bound or None for an empty weight, bias bound) of Linear/Conv's reset, per
+    weight shape."""
+    shape = w.shape
+    bounds = _LINEAR_BOUNDS.get(shape)
+    if bounds is None:
+        weight = _kaiming_uniform_bound(w, math.sqrt(5)) if _numel(w) > 0 else None
+        fan_in = _fan_in(w)
+        bounds = (weight, 1 / math.sqrt(fan_in) if fan_in > 0 else 0)
+        if len(_LINEAR_BOUNDS) > 4096:
+            _LINEAR_BOUNDS.clear()
+        _LINEAR_BOUNDS[shape] = bounds
+    return bounds
+
+
 def _xavier_std(w: Any) -> float:
     fan_in, fan_out = calculate_fan_in_and_fan_out(w)
     return 1.0 * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -472,11 +778,11 @@ def _xavier_std(w: Any) -> float:
 def _h_linear(m: Any, plan: _ModelPlan) -> None:
     """Linear and Conv*/ConvTranspose*: kaiming_uniform_(a=sqrt(5)), bias U(+-1/sqrt(fan_in))."""
     w, b = _param(m, "weight"), _param(m, "bias")
-    if _numel(w) > 0:
-        plan.uniform(w, _kaiming_uniform_bound(w, math.sqrt(5)))
+    weight_bound, bias_bound = _linear_bounds(w)
+    if weight_bound is not None:
+        plan.uniform(w, weight_bound)
     if b is not None:
-        fan_in = _fan_in(w)
-        plan.uniform(b, 1 / math.sqrt(fan_in) if fan_in > 0 else 0)
+        plan.uniform(b, bias_bound)
 
 
 def _h_bilinear(m: Any, plan: _ModelPlan) -> None:
@@ -658,6 +964,39 @@ def _post_order(model: Any) -> list:
     return order
 
 
+def _walk(model: Any) -> tuple[list, dict]:
+    """The modules children first (as construction runs their resets), and {id(parameter): its
+    index in model.parameters()}, in one pass over the module tree (model.parameters() and
+    children() are generators stacked per level: several times slower). Modules that override
+    how torch walks the tree are walked by those methods instead."""
+    Module = sys.modules["torch"].nn.Module
+    defaults = (Module.named_modules, Module.children, Module.named_children)
+    if (type(model).parameters is not Module.parameters or
+            type(model).named_parameters is not Module.named_parameters or
+            type(model)._named_members is not Module._named_members):
+        return _post_order(model), {id(p): i for i, p in enumerate(model.parameters())}
+    seen: set[int] = set()
+    order: list = []
+    index_of: dict[int, int] = {}
+
+    def visit(m: Any) -> bool:
+        cls = type(m)
+        if (cls.named_modules, cls.children, cls.named_children) != defaults:
+            return False
+        seen.add(id(m))
+        for p in m._parameters.values():  # before the children: model.parameters()' order
+            if p is not None and id(p) not in index_of:
+                index_of[id(p)] = len(index_of)
+        for child in m._modules.values():
+            if child is not None and id(child) not in seen and not visit(child):
+                return False
+        order.append(m)
+        return True
+    if not visit(model):
+        return _post_order(model), {id(p): i for i, p in enumerate(model.parameters())}
+    return order, index_of
+
+
 def reset_parameters(model: Any, *, generator: GeneratorLike = None,
                      progress: Optional[bool] = None) -> Any:
     """Re-initialize every parameter and buffer of ``model`` in place, each with exactly the
@@ -666,8 +1005,8 @@ def reset_parameters(model: Any, *, generator: GeneratorLike = None,
     Known modules -- Linear, Bilinear, Conv*/ConvTranspose* (and their Lazy forms), Embedding,
     EmbeddingBag, LayerNorm, GroupNorm, RMSNorm, BatchNorm*/InstanceNorm*/SyncBatchNorm (running
     statistics reset), MultiheadAttention, Transformer, RNN/LSTM/GRU and their cells, PReLU,
-    AdaptiveLogSoftmaxWithLoss -- are planned as fastinit fills (one fused pass per tensor);
-    any other module with a ``reset_parameters()`` method (also a subclass of a known module that
+    AdaptiveLogSoftmaxWithLoss -- are planned as fastinit fills (one fused pass per tensor, all
+    tensors of a device in one batched core call; docs/model-init.md); any other module with a ``reset_parameters()`` method (also a subclass of a known module that
     overrides it) falls back to calling it. Modules are visited children first, parent last, as
     construction runs them, so a parent's init (MultiheadAttention's zero ``out_proj.bias``,
     Transformer's xavier weights) overrides its children's. Parameters keep their storage.
@@ -691,13 +1030,23 @@ def reset_parameters(model: Any, *, generator: GeneratorLike = None,
         raise TypeError(f"fastinit.reset_parameters: expected a torch.nn.Module, got "
                         f"{type(model).__name__}")
     public, private = _registry()
-    index_of = {id(p): i for i, p in enumerate(model.parameters())}
+    modules, index_of = _walk(model)
     plan = _ModelPlan(index_of)
-    for m in _post_order(model):
+    for m in modules:
         _plan_module(m, plan, public, private)
+    plan_key = ("reset_parameters", id(model))
+    signatures = plan.signatures()  # None after a fallback module's own reset, or a post step
+    cached = _PLANS.get(plan_key) if signatures is not None else None
+    if cached is not None and cached.ready(signatures, progress):
+        cached.run(next_key(generator), [entry[0] for entry in plan.pending.values()])
+        return model
+    tensors = [entry[0] for entry in plan.pending.values()]
     plan.flush()
     call_key = next_key(generator)
-    _execute(plan.steps, call_key, progress, "fastinit.reset_parameters")
+    if signatures is not None and len(plan.steps) != len(tensors):
+        signatures = None
+    _run_planned(plan_key, plan.steps, tensors, signatures, call_key, progress,
+                 "fastinit.reset_parameters")
     return model
 
 
