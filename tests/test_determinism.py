@@ -1,7 +1,9 @@
 """The random-stream contract: one key per call, element i a pure function of (key, i)."""
 from __future__ import annotations
 
+import math
 import os
+import struct
 import subprocess
 import sys
 
@@ -51,6 +53,33 @@ def test_torch_manual_seed_governs_default_key_source(rng):
     # fastinit.manual_seed seeds the same source
     fastinit.manual_seed(seed)
     torch.testing.assert_close(fastinit.trunc_normal_(torch.empty(50, 40), std=0.02), a, rtol=0, atol=0)
+
+
+def test_torch_key_is_the_same_under_device_and_inference_contexts_and_threads(rng):
+    """The key words are drawn into a reused CPU buffer: a default-device context, inference
+    mode or another thread must neither move it nor change the key."""
+    import threading
+
+    seed = int(rng.integers(0, 2**31))
+    torch.manual_seed(seed)
+    expected = fastinit.normal_(torch.empty(20, 10))
+    results = []
+
+    def draw() -> None:
+        torch.manual_seed(seed)
+        results.append(fastinit.normal_(torch.empty(20, 10, device="cpu")))
+
+    with torch.device("meta"):
+        draw()
+    with torch.inference_mode():
+        draw()
+    thread = threading.Thread(target=draw)
+    thread.start()
+    thread.join()
+    draw()  # back outside: the buffer made under inference mode still works
+    assert len(results) == 4
+    for r in results:
+        assert torch.equal(r, expected)
 
 
 def test_torch_generator_advances_and_reproduces(rng):
@@ -151,3 +180,30 @@ def test_thread_count_does_not_change_a_bit():
             assert used == threads
         outputs[threads] = digest
     assert len(set(outputs.values())) == 1, outputs
+
+
+def test_cached_stream_calls_equal_fresh_ones(rng):
+    """uniform_params / trunc_normal_params and FloatFormat.inside are cached: a cached answer
+    must be the fresh one, zeros of either sign told apart."""
+    from fastinit._dtypes import FORMATS
+
+    for fmt in FORMATS.values():
+        for _ in range(20):
+            a, b = sorted(float(v) for v in rng.normal(0.0, 3.0, size=2))
+            for lo_end in (a, 0.0, -0.0):
+                for call in (uniform_params, lambda x, y, f: trunc_normal_params(0.0, 1.0, x, y, f)):
+                    first, again = call(lo_end, b, fmt), call(lo_end, b, fmt)
+                    assert first == again
+                fresh_uniform = uniform_params.__wrapped__(lo_end, b, fmt)
+                assert _bits(uniform_params(lo_end, b, fmt).params) == _bits(fresh_uniform.params)
+                fresh_trunc = trunc_normal_params.__wrapped__(0.0, 1.0, lo_end, b, fmt)
+                assert (_bits(trunc_normal_params(0.0, 1.0, lo_end, b, fmt).params)
+                        == _bits(fresh_trunc.params))
+                assert _bits(fmt.inside(lo_end, b)) == _bits(fmt._inside(lo_end, b))
+    # -0.0 and 0.0 are different keys: their lower bound keeps its sign
+    assert math.copysign(1.0, FORMATS["float32"].inside(-0.0, 1.0)[0]) == -1.0
+    assert math.copysign(1.0, FORMATS["float32"].inside(0.0, 1.0)[0]) == 1.0
+
+
+def _bits(values) -> list:
+    return [struct.pack("<d", float(v)) for v in values]

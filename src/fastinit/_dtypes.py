@@ -1,9 +1,12 @@
 """The float dtypes fastinit fills, their codes in the compiled core, and their value grids."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+_INSIDE: dict = {}  # FloatFormat.inside, cached (a pure function of the format and bounds)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,17 @@ class FloatFormat:
 
     def inside(self, a: float, b: float) -> tuple[float, float]:
         """The representable values nearest to [a, b] from inside: (lo, hi), lo > hi if none."""
+        if type(a) is not float or type(b) is not float or a != a or b != b:
+            return self._inside(a, b)
+        key = (self.code, a, b, math.copysign(1.0, a), math.copysign(1.0, b))
+        found = _INSIDE.get(key)
+        if found is None:
+            if len(_INSIDE) >= 4096:
+                _INSIDE.clear()
+            found = _INSIDE[key] = self._inside(a, b)
+        return found
+
+    def _inside(self, a: float, b: float) -> tuple[float, float]:
         lo = float(self.round(np.array([a]))[0])
         if lo < a:
             lo = self.next_up(lo)

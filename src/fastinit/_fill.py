@@ -31,6 +31,7 @@ def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 _ROW_MAJOR: dict = {}
+_ROW_MAJOR_LOGICAL: dict = {}
 
 
 def _row_major_cached(shape: tuple) -> tuple[int, ...]:
@@ -54,6 +55,16 @@ class Logical:
     def of(shape: Sequence[int]) -> "Logical":
         return Logical(row_major_strides(shape), 0)
 
+    @staticmethod
+    def row_major(shape: tuple) -> "Logical":
+        """Logical.of(shape), shared per shape (a Logical is never changed)."""
+        logical = _ROW_MAJOR_LOGICAL.get(shape)
+        if logical is None:
+            if len(_ROW_MAJOR_LOGICAL) > 4096:
+                _ROW_MAJOR_LOGICAL.clear()
+            logical = _ROW_MAJOR_LOGICAL[shape] = Logical(_row_major_cached(shape), 0)
+        return logical
+
     def is_default_for(self, shape: Sequence[int]) -> bool:
         return self.base == 0 and self.strides == row_major_strides(shape)
 
@@ -67,9 +78,11 @@ class Logical:
 
 
 def random_fill(x: Any, call: OpCall, generator: GeneratorLike, fn_name: str,
-                logical: Optional[Logical] = None) -> Any:
-    """Fill x in place with stream values of `call`, drawing one key from `generator`."""
-    target = as_target(x, fn_name)
+                logical: Optional[Logical] = None, target: Optional[Target] = None) -> Any:
+    """Fill x in place with stream values of `call`, drawing one key from `generator`.
+    target: as_target(x), when the caller has it already."""
+    if target is None:
+        target = as_target(x, fn_name)
     if target.skip:
         return x
     plan = capture_fills.get()
@@ -83,11 +96,13 @@ def random_fill(x: Any, call: OpCall, generator: GeneratorLike, fn_name: str,
 
 def write_values(target: Target, call: OpCall, key: int, purpose: int,
                  logical: Optional[Logical] = None) -> None:
-    if logical is None and target.logical_strides is not None:  # a DTensor's local shard
-        logical = Logical(target.logical_strides, target.logical_base)
-    logical = logical or Logical.of(target.shape)
     if target.numel == 0:  # e.g. an empty local shard of a non-empty DTensor
         return
+    if logical is None:
+        if target.logical_strides is not None:  # a DTensor's local shard
+            logical = Logical(target.logical_strides, target.logical_base)
+        else:
+            logical = Logical.row_major(target.shape)
     if call.constant is not None:
         write_constant(target, call.constant)
         return

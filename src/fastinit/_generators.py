@@ -108,10 +108,24 @@ def manual_seed(seed: int) -> None:
 GeneratorLike = Union[None, int, Generator, np.random.Generator, np.random.RandomState, Any]
 
 
+_key_words = threading.local()  # per thread: a CPU int64 tensor of two words, reused
+
+
+def _key_word_buffer(torch: Any) -> Any:
+    """A CPU buffer for the two words of a key, made once per thread: an explicit CPU device
+    (a `with torch.device(...)` context must not move it) and a normal tensor even when first
+    made under inference mode."""
+    buf = getattr(_key_words, "buf", None)
+    if buf is None:
+        with torch.inference_mode(False):
+            buf = _key_words.buf = torch.empty(2, dtype=torch.int64, device="cpu")
+    return buf
+
+
 def _key_from_torch_generator(gen: Any) -> int:
     if gen.device.type == "cpu":
         torch = _torch()
-        words = torch.empty(2, dtype=torch.int64).random_(0, 1 << 32, generator=gen).tolist()
+        words = _key_word_buffer(torch).random_(0, 1 << 32, generator=gen).tolist()
         return (words[0] | (words[1] << 32)) & _MASK64
     # Philox-based device generators: consume 4 offsets of their stream, host side only.
     seed, offset = gen.initial_seed(), gen.get_offset()

@@ -12,9 +12,10 @@ See docs/stream-format.md for the meaning of each constant.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ._dtypes import FLOAT32, FLOAT64, FloatFormat
 
@@ -37,6 +38,33 @@ class OpCall:
     constant: float | None = None  # set when the call degenerates to a constant fill
 
 
+_CALLS: dict = {}
+
+
+def _memoized(make: Callable[..., OpCall]) -> Callable[..., OpCall]:
+    """make(*numbers, fmt), cached: a pure function of its arguments, and OpCall is frozen.
+    Zeros are told apart by sign (0.0 == -0.0, but their calls can differ in a sign bit); an
+    argument that is not a float, or is NaN, is not cached."""
+
+    @functools.wraps(make)
+    def cached(*args: Any) -> OpCall:
+        numbers, fmt = args[:-1], args[-1]
+        for v in numbers:
+            if type(v) is not float or v != v:
+                return make(*args)
+        key = (make, fmt.code, numbers, tuple(math.copysign(1.0, v) for v in numbers))
+        call = _CALLS.get(key)
+        if call is None:
+            call = make(*args)
+            if len(_CALLS) >= 4096:
+                _CALLS.clear()
+            _CALLS[key] = call
+        return call
+
+    return cached
+
+
+@_memoized
 def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
     """a + (k + 1/2) (b - a) / 2^bits for a uniform integer k of `bits` bits."""
     bits = _UNIFORM_BITS[fmt.family]
@@ -89,6 +117,7 @@ def log_ndtr_upper(x: float) -> float:
     return -0.5 * x * x - math.log(x) - _HALF_LOG_2PI + math.log(series)
 
 
+@_memoized
 def trunc_normal_params(mean: float, std: float, a: float, b: float, fmt: FloatFormat) -> OpCall:
     """Constants of the inverse-CDF truncated normal (csrc/common/distributions.h)."""
     lo, hi = fmt.inside(a, b)

@@ -149,7 +149,7 @@ def _variance_scaling(tensor: Tensor, scale: float, mode: str, distribution: str
     if not bound <= fmt.max_finite:
         raise RuntimeError(f"{fn}: scale={scale:g} over n={n:g} gives a {kind} of scale "
                            f"{bound:g}, out of range for {fmt.name}")
-    return random_fill(tensor, call, generator, fn)
+    return random_fill(tensor, call, generator, fn, target=target)
 
 
 def variance_scaling_(tensor: Tensor, scale: float = 1.0, mode: str = "fan_in",
@@ -293,7 +293,7 @@ def trunc_normal_std_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: fl
         call = OpCall(OP_TRUNC_NORMAL, (), constant=value)
     else:
         call = _init._trunc_normal_call(fn, target.fmt, mean, std, mean + a * std, mean + b * std)
-    return random_fill(tensor, call, generator, fn)
+    return random_fill(tensor, call, generator, fn, target=target)
 
 
 trunc_normal_std_._fastinit_single_fill = True  # type: ignore[attr-defined]

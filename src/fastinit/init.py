@@ -49,9 +49,8 @@ def _check_real(fn: str, name: str, value: float) -> float:
     return value
 
 
-def _check_bound(fn: str, name: str, value: float, tensor: Tensor) -> float:
+def _check_bound(fn: str, name: str, value: float, fmt: Any) -> float:
     value = _check_real(fn, name, value)
-    fmt = as_target(tensor, fn).fmt
     if not abs(value) <= fmt.max_finite:
         raise RuntimeError(f"{fn}: {name} is out of bounds for {fmt.name} (got {value})")
     return value
@@ -68,12 +67,13 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
     >>> fastinit.uniform_(w, -0.1, 0.1)
     """
     target = as_target(tensor, "uniform_")
-    a = _check_bound("uniform_", "from", a, tensor)
-    b = _check_bound("uniform_", "to", b, tensor)
+    a = _check_bound("uniform_", "from", a, target.fmt)
+    b = _check_bound("uniform_", "to", b, target.fmt)
     if a > b:
         raise RuntimeError(
             f"uniform_ expects to return a [from, to) range, but found from={a:g} > to={b:g}")
-    return random_fill(tensor, uniform_params(a, b, target.fmt), generator, "uniform_")
+    return random_fill(tensor, uniform_params(a, b, target.fmt), generator, "uniform_",
+                       target=target)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
@@ -92,7 +92,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
         raise RuntimeError(f"normal_ expects a finite mean, but found mean={mean}")
     if not std >= 0.0 or math.isinf(std):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
-    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, "normal_")
+    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, "normal_",
+                       target=target)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -119,7 +120,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     if a > b:
         raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
     return random_fill(tensor, _trunc_normal_call("trunc_normal_", target.fmt, mean, std, a, b),
-                       generator, "trunc_normal_")
+                       generator, "trunc_normal_", target=target)
 
 
 def _trunc_normal_call(fn: str, fmt: Any, mean: float, std: float, a: float, b: float):
