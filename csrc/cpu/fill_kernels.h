@@ -93,8 +93,15 @@ void fill_run(const Op op, const StreamKey key, std::uint64_t first, std::int64_
     FI_OMP_SIMD
     for (std::int64_t j = 0; j < blocks; ++j) {
       const auto v = op.block(Words4{{words.w[0][j], words.w[1][j], words.w[2][j], words.w[3][j]}});
-      FI_UNROLL
-      for (int k = 0; k < K; ++k) values[k][j] = v.v[k];
+      // Written out, not a loop over k: v.v[k] with a loop index (even one unrolled) puts v in
+      // memory, and GCC then gave up vectorising the float64 normal (4x slower).
+      static_assert(K == 2 || K == 4, "two or four values per block");
+      values[0][j] = v.v[0];
+      values[1][j] = v.v[1];
+      if constexpr (K == 4) {
+        values[2][j] = v.v[2];
+        values[3][j] = v.v[3];
+      }
     }
     for (int k = 0; k < K; ++k) {
       FI_OMP_SIMD
