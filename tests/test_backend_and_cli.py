@@ -69,3 +69,22 @@ def test_cli_info_and_example():
     ex = subprocess.run([sys.executable, "-m", "fastinit", "example"], capture_output=True, text=True)
     assert ex.returncode == 0, ex.stderr
     assert "same bits on the" in ex.stdout and ex.stdout.strip().endswith("True")
+
+
+@pytest.mark.backends("native")
+def test_cpu_benchmark_times_every_contender_on_the_cases_it_lists():
+    """python -m fastinit bench (CPU section, small sizes): each row times fastinit, torch and
+    fill_ (positive medians), float64 and the per-call rows included. Times are not asserted."""
+    pytest.importorskip("torch")
+    from fastinit import bench
+
+    rows = bench.bench_cpu_init((64, 32), ["float64"], 1, cases=bench.FLOAT64_CASES)
+    rows += bench.bench_cpu_small(1)
+    assert [(r.section, r.case, r.dtype) for r in rows] == (
+        [("cpu", case, "float64") for case in bench.FLOAT64_CASES]
+        + [("cpu-small", f"uniform_ x{bench.SMALL_CALLS} calls", "float32"),
+           ("cpu-small", f"kaiming_uniform_ x{bench.SMALL_CALLS} calls", "float32")])
+    for r in rows:
+        assert set(r.seconds) == {"fastinit", "torch", "fill_"}
+        assert all(s > 0 for s in r.seconds.values())
+        assert len(r.cells()) == 11

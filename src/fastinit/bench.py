@@ -54,6 +54,44 @@ def bench_cpu_init(shape: Sequence[int], dtypes: Sequence[str], repeats: int,
     return rows
 
 
+# float64 (NumPy's default dtype): the cases whose kernels differ from float32's.
+FLOAT64_CASES = ("normal_", "uniform_", "trunc_normal_(std=0.02)")
+SMALL_CALLS = 200  # calls per timed run in the small-tensor (per-call overhead) rows
+
+
+def bench_cpu_small(repeats: int) -> list[Row]:
+    """Per-call cost on small tensors (a layer's bias, a small weight), where Python and call
+    overhead, not bandwidth, decide: SMALL_CALLS calls per timed run."""
+    import torch
+    import torch.nn.init as ti
+
+    import fastinit as fi
+    rows = []
+    for shape in ((64,), (64, 64)):
+        t = torch.empty(*shape)
+        ours, theirs = ((lambda: fi.uniform_(t, -0.1, 0.1), lambda: ti.uniform_(t, -0.1, 0.1))
+                        if len(shape) == 1 else
+                        (lambda: fi.kaiming_uniform_(t), lambda: ti.kaiming_uniform_(t)))
+        case = ("uniform_" if len(shape) == 1 else "kaiming_uniform_") + f" x{SMALL_CALLS} calls"
+
+        def calls(fn):
+            def run():
+                for _ in range(SMALL_CALLS):
+                    fn()
+            return run
+
+        def fill():
+            for _ in range(SMALL_CALLS):
+                t.fill_(0.5)
+
+        seconds = median_times({"fastinit": calls(ours), "torch": calls(theirs), "fill_": fill},
+                               repeats=repeats)
+        n = t.numel() * SMALL_CALLS
+        rows.append(Row("cpu-small", case, "float32", n, n * t.element_size(), seconds,
+                        reference="fill_"))
+    return rows
+
+
 OPTIONAL_SECTIONS = ("_bench_cuda", "_bench_stats", "_bench_model")
 
 
@@ -78,6 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows: list[Row] = []
     if wanted is None or "cpu" in wanted:
         rows += bench_cpu_init(shape, ["float32", "bfloat16"], repeats)
+        rows += bench_cpu_init(shape, ["float64"], repeats, cases=FLOAT64_CASES)
+        rows += bench_cpu_small(repeats)
     for module in OPTIONAL_SECTIONS:
         name = module.replace("_bench_", "")
         if wanted is not None and name not in wanted:
