@@ -311,6 +311,59 @@ def test_default_generator_draws_from_torch_like_the_cpu():
     assert_same_bits(t, fastinit.kaiming_normal_(torch.empty(300, 200)))
 
 
+# Every stream initializer of the mirror and of fastinit.extra: (name, shape, kwargs).
+STREAM_INITIALIZERS = [
+    ("uniform_", (64, 48), {"a": -0.3, "b": 0.7}),
+    ("normal_", (64, 48), {"std": 0.02}),
+    ("trunc_normal_", (64, 48), {"std": 0.02, "a": -0.03, "b": 0.05}),
+    ("xavier_uniform_", (64, 48), {}),
+    ("xavier_normal_", (64, 48), {}),
+    ("kaiming_uniform_", (32, 16, 3, 3), {"a": math.sqrt(5)}),
+    ("kaiming_normal_", (32, 16, 3, 3), {"mode": "fan_out"}),
+    ("variance_scaling_", (48, 64), {"mode": "fan_avg", "layout": "jax"}),
+    ("lecun_normal_", (64, 48), {}),
+    ("he_uniform_", (3, 3, 16, 32), {"layout": "keras"}),
+    ("glorot_normal_", (64, 48), {}),
+    ("trunc_normal_std_", (64, 48), {"std": 0.02}),
+]
+
+
+@gpu_test
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16] if torch else [])
+@pytest.mark.parametrize("name, shape, kwargs", STREAM_INITIALIZERS)
+def test_every_stream_initializer_gives_the_cpu_bits_on_cuda(name, shape, kwargs, dtype, rng):
+    seed = int(rng.integers(0, 2**62))
+    fn = getattr(fastinit, name)
+    t = fn(poisoned_cuda(shape, dtype), generator=seed, **kwargs)
+    assert_same_bits(t, fn(torch.empty(shape, dtype=dtype), generator=seed, **kwargs), name)
+
+
+@gpu_test
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16] if torch else [])
+def test_whole_tensor_initializers_on_cuda(dtype, rng):
+    """orthogonal_ / delta_orthogonal_ (QR on the device: equal to the CPU's up to the QR's
+    rounding, orthogonal in either case), sparse_ (the CPU's zero pattern and values),
+    identity_ (exact)."""
+    seed = int(rng.integers(0, 2**62))
+    tol = 1e-4 if dtype == torch.float32 else 2e-2
+    w = fastinit.orthogonal_(poisoned_cuda((40, 96), dtype), gain=1.5, generator=seed)
+    ref = fastinit.orthogonal_(torch.empty(40, 96, dtype=dtype), gain=1.5, generator=seed)
+    torch.testing.assert_close(w.cpu().float(), ref.float(), rtol=0, atol=tol * 1.5)
+    wf = w.float() / 1.5
+    torch.testing.assert_close(wf @ wf.T, torch.eye(40, device="cuda"), rtol=0, atol=tol * 10)
+    k = fastinit.delta_orthogonal_(poisoned_cuda((16, 8, 3, 3), dtype), generator=seed)
+    assert not torch.isnan(k).any()
+    assert torch.count_nonzero(k[:, :, [0, 2], :]) == 0 and torch.count_nonzero(k[:, :, :, [0, 2]]) == 0
+    centre = k[:, :, 1, 1].float()
+    torch.testing.assert_close(centre.T @ centre, torch.eye(8, device="cuda"), rtol=0, atol=tol * 10)
+    s = fastinit.sparse_(poisoned_cuda((50, 30), dtype), sparsity=0.3, std=0.1, generator=seed)
+    s_ref = fastinit.sparse_(torch.empty(50, 30, dtype=dtype), sparsity=0.3, std=0.1, generator=seed)
+    assert_same_bits(s, s_ref, "sparse_")
+    assert ((s == 0).sum(dim=0) == math.ceil(0.3 * 50)).all()
+    i = fastinit.identity_(poisoned_cuda((8, 8, 3, 3), dtype), gain=2.0)
+    assert_same_bits(i, fastinit.identity_(torch.empty(8, 8, 3, 3, dtype=dtype), gain=2.0), "identity_")
+
+
 @gpu_test
 def test_zero_elements_are_a_no_op():
     for shape in [(0,), (0, 7), (5, 0, 3)]:
