@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Everything issues #3 and #5 need from a GPU, in one call of at most ~10 minutes on the device
+# Everything issues #3, #4 and #5 need from a GPU, in one call of at most ~10 minutes on the device
 # machine (H100 or H200: python3 with torch 2.11, nvcc 13, cuobjdump, ncu; no network):
 #
 #   1. build and install fastinit with its CUDA kernels: pip install --no-build-isolation .
 #   2. run the CUDA tests (tests/test_cuda.py and tests/test_fill_many.py, then every other test
 #      marked cuda)
 #   3. run the benchmarks: benchmarks/bench_cuda.py (fastinit vs torch vs fill_), then
-#      benchmarks/bench_model.py (model init, batched: the issue #5 goals; into log.txt)
+#      benchmarks/bench_model.py (model init, batched: the issue #5 goals; into log.txt), then
+#      benchmarks/bench_stats.py and bench_watch.py on the GPU (the issue #4 goals), as time allows
 #   4. dump the SASS of the fill kernels and count instructions per element (static), and
 #      measure them (ncu: executed instructions per element, pipes, time, DRAM bytes)
 #
@@ -270,6 +271,17 @@ if [ "$SKIP_BENCH" = 0 ]; then
   if [ $budget -gt 20 ]; then
     say "model benchmark (timeout ${budget}s)"
     (cd "$REPO" && timeout $budget $PY benchmarks/bench_model.py --runs 7 --cpu-blocks 1 2>&1 | tail -20) | tee -a "$LOG"
+  fi
+  budget=$(( $(left) - 60 )); [ $budget -gt 60 ] && budget=60
+  if [ $budget -gt 20 ]; then
+    say "statistics benchmark on the GPU, issue #4 (timeout ${budget}s)"
+    (cd "$REPO" && timeout $budget $PY benchmarks/bench_stats.py --devices cuda --numel 268435456 --reps 11 \
+        2>&1 | tail -12) | tee -a "$LOG"
+  fi
+  budget=$(( $(left) - 50 )); [ $budget -gt 45 ] && budget=45
+  if [ $budget -gt 20 ]; then
+    say "watch overhead on the GPU, issue #4 (timeout ${budget}s)"
+    (cd "$REPO" && timeout $budget $PY benchmarks/bench_watch.py --repeats 3 2>&1 | tail -12) | tee -a "$LOG"
   fi
 fi
 
