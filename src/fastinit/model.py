@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _dtypes, _stream_params
 from . import init as _init
 from ._fill import PURPOSE_VALUES, FillBatch, capture_fills, write_values
 from ._generators import _GOLDEN, _MASK64, Generator, GeneratorLike, next_key, splitmix64
@@ -428,7 +428,7 @@ def init_(tensors: Union[Tensor, Iterable[Tensor], Mapping[str, Tensor]],
 
 def _clear_caches() -> None:
     """Forget every reused plan and memoised call (benchmarks of first calls, tests)."""
-    for cache in (_PLANS, _CALL_MEMO, _RESET_CALLS, _LINEAR_BOUNDS):
+    for cache in (_PLANS, _CALL_MEMO, _LINEAR_BOUNDS, _stream_params._CALLS, _dtypes._INSIDE):
         cache.clear()
 
 
@@ -711,20 +711,9 @@ class _ModelPlan:
         return item
 
 
-_RESET_CALLS: dict = {}
-
-
 def _reset_call(kind: str, scale: float, fmt: Any) -> Any:
-    """U(-scale, scale) or N(0, scale^2) in fmt, computed once per (kind, scale, dtype)."""
-    key = (kind, scale, fmt.code)
-    call = _RESET_CALLS.get(key) if scale != 0.0 else None  # 0.0 == -0.0: not a key
-    if call is None:
-        call = uniform_params(-scale, scale, fmt) if kind == "uniform" else normal_params(0.0, scale, fmt)
-        if scale != 0.0:
-            if len(_RESET_CALLS) > 4096:
-                _RESET_CALLS.clear()
-            _RESET_CALLS[key] = call
-    return call
+    """U(-scale, scale) or N(0, scale^2) in fmt (uniform_params caches its calls)."""
+    return uniform_params(-scale, scale, fmt) if kind == "uniform" else normal_params(0.0, scale, fmt)
 
 
 def _param(m: Any, name: str) -> Any:
