@@ -45,6 +45,22 @@ def has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def capture_cuda_graph(work):
+    """A torch.cuda.CUDAGraph of work(), warmed up first on a side stream as torch recommends."""
+    import torch
+
+    warm = torch.cuda.Stream()
+    warm.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(warm):
+        work()
+    torch.cuda.current_stream().wait_stream(warm)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        work()
+    return graph
+
+
 def poisoned(shape, dtype, xp="numpy"):
     """An output buffer full of NaN, so any element a kernel fails to write is caught."""
     if xp == "numpy":

@@ -17,7 +17,7 @@ import pytest
 import fastinit
 from fastinit import _backend
 
-from conftest import has_cuda
+from conftest import capture_cuda_graph, has_cuda
 
 try:
     import torch
@@ -409,15 +409,7 @@ def test_graph_capture_and_replay(rng):
     fills = lambda: (fastinit.normal_(a, generator=s1),  # noqa: E731
                      fastinit.trunc_normal_(b, std=0.02, a=-0.04, b=0.04, generator=s2),
                      fastinit.uniform_(c, -1.0, 1.0, generator=s1))
-    warm = torch.cuda.Stream()  # warm up on a side stream, as torch recommends before capture
-    warm.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(warm):
-        fills()
-    torch.cuda.current_stream().wait_stream(warm)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fills()
+    graph = capture_cuda_graph(fills)
     expected = (fastinit.normal_(torch.empty(a.shape), generator=s1),
                 fastinit.trunc_normal_(torch.empty(b.shape, dtype=torch.bfloat16), std=0.02, a=-0.04,
                                        b=0.04, generator=s2),

@@ -23,7 +23,7 @@ from fastinit._stream_params import (OP_CONSTANT, constant_params, normal_params
                                      uniform_params)
 from fastinit._target import as_target
 
-from conftest import has_cuda
+from conftest import capture_cuda_graph, has_cuda
 
 try:
     import torch
@@ -637,15 +637,7 @@ def test_batched_fills_under_graph_capture_replay_the_captured_keys(rng):
         fastinit.init_(params, "trunc_normal", std=0.02, generator=seed)
         fastinit.reset_parameters(model, generator=seed)
 
-    warm = torch.cuda.Stream()
-    warm.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(warm):
-        work()
-    torch.cuda.current_stream().wait_stream(warm)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        work()
+    graph = capture_cuda_graph(work)
     cpu_params = [torch.empty(p.shape, dtype=p.dtype) for p in params]
     fastinit.init_(cpu_params, "trunc_normal", std=0.02, generator=seed)
     cpu_model = _model()
