@@ -1,8 +1,8 @@
-"""Thin wrapper: the benchmark lives in the package (fastinit/_bench_stats.py) so that
+"""Thin wrapper: the benchmark lives in the package (fastinit/bench/stats.py) so that
 ``python -m fastinit bench`` includes it. See that module for what is timed and how."""
 import sys
 
-from fastinit._bench_stats import main
+from fastinit.bench.stats import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 import fastinit
-from fastinit._timing import cuda_median_times, machine_description, median_times, now_utc
+from fastinit.bench.timing import cuda_median_times, machine_description, median_times, now_utc
 from fastinit.watch import watch
 
 

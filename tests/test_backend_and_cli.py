@@ -52,7 +52,7 @@ def test_native_core_present_where_required():
     AVX2 kernels on an AVX2 machine) must fail there, not pass on the NumPy fallback."""
     if os.environ.get("FASTINIT_REQUIRE_NATIVE") != "1":
         pytest.skip("FASTINIT_REQUIRE_NATIVE is not set")
-    from fastinit import _backend
+    from fastinit.dispatch import backend as _backend
     assert _backend.core() is not None, _backend.core_error()
     with open("/proc/cpuinfo") as f:
         flags = f.read()
@@ -76,7 +76,7 @@ def test_cpu_benchmark_times_every_contender_on_the_cases_it_lists():
     """python -m fastinit bench (CPU section, small sizes): each row times fastinit, torch and
     fill_ (positive medians), float64 and the per-call rows included. Times are not asserted."""
     pytest.importorskip("torch")
-    from fastinit import bench
+    from fastinit.bench import cpu as bench
 
     rows = bench.bench_cpu_init((64, 32), ["float64"], 1, cases=bench.FLOAT64_CASES)
     rows += bench.bench_cpu_small(1)

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import fastinit
-from fastinit import _backend
+from fastinit.dispatch import backend as _backend
 
 from conftest import capture_cuda_graph, has_cuda
 
@@ -257,9 +257,10 @@ def test_views_match_cpu_and_leave_the_rest_untouched(op, view, dtype, rng):
 def test_shards_with_a_logical_offset_equal_the_slice_of_the_whole(first, n, dtype, rng):
     """A piece of a tensor generated alone (logical indices first .. first + n - 1) equals that
     slice of the whole: the partial Philox blocks at both ends of the contiguous kernel."""
-    from fastinit._fill import Logical, write_values
-    from fastinit._stream_params import normal_params, trunc_normal_params, uniform_params
-    from fastinit._target import as_target
+    from fastinit.dispatch.fill import write_values
+    from fastinit.stream.logical import Logical
+    from fastinit.stream.ops import normal_params, trunc_normal_params, uniform_params
+    from fastinit.dispatch.target import as_target
     key = int(rng.integers(0, 2**63))
     dt = tdtype(dtype)
     whole = torch.empty(first + n + 9, dtype=dt)
@@ -311,7 +312,7 @@ def test_default_generator_draws_from_torch_like_the_cpu():
     assert_same_bits(t, fastinit.kaiming_normal_(torch.empty(300, 200)))
 
 
-# Every stream initializer of the mirror and of fastinit.extra: (name, shape, kwargs).
+# Every stream initializer of the mirror and of fastinit.initializers: (name, shape, kwargs).
 STREAM_INITIALIZERS = [
     ("uniform_", (64, 48), {"a": -0.3, "b": 0.7}),
     ("normal_", (64, 48), {"std": 0.02}),

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import fastinit
-from fastinit import _backend
-from fastinit._fill import Logical, write_values
-from fastinit._stream_params import normal_params, trunc_normal_params, uniform_params
-from fastinit._target import as_target
+from fastinit.dispatch import backend as _backend
+from fastinit.dispatch.fill import write_values
+from fastinit.stream.logical import Logical
+from fastinit.stream.ops import normal_params, trunc_normal_params, uniform_params
+from fastinit.dispatch.target import as_target
 
 torch = pytest.importorskip("torch")
 
@@ -170,7 +171,7 @@ def test_a_shard_equals_the_slice_of_the_whole(op, dtype, rng):
 def test_thread_count_does_not_change_a_bit():
     code = ("import hashlib, numpy as np, fastinit; x = np.empty((1500, 999), np.float32); "
             "fastinit.trunc_normal_(x, std=0.02, generator=7); fastinit.normal_(y := np.empty(70001), generator=8); "
-            "print(hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest(), fastinit._backend.core().openmp_max_threads())")
+            "print(hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest(), fastinit.dispatch.backend.core().openmp_max_threads())")
     outputs = {}
     for threads in ("1", "2", "3"):
         env = dict(os.environ, OMP_NUM_THREADS=threads, FASTINIT_BACKEND="native")
@@ -185,7 +186,7 @@ def test_thread_count_does_not_change_a_bit():
 def test_cached_stream_calls_equal_fresh_ones(rng):
     """uniform_params / trunc_normal_params and FloatFormat.inside are cached: a cached answer
     must be the fresh one, zeros of either sign told apart."""
-    from fastinit._dtypes import FORMATS
+    from fastinit.stream.dtypes import FORMATS
 
     for fmt in FORMATS.values():
         for _ in range(20):

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import fastinit
-from fastinit._dtypes import FORMATS
+from fastinit.stream.dtypes import FORMATS
 
 N = 200_003
 P_MIN = 1e-6

@@ -1,4 +1,4 @@
-"""Initializers beyond torch.nn.init (fastinit.extra, fastinit.layouts), and the parts of the
+"""Initializers beyond torch.nn.init (fastinit.initializers), and the parts of the
 mirror that go beyond torch (orthogonal_ in float16/bfloat16, sparse_ honouring generator=).
 
 Distribution tests compare against float64 references from scipy.stats, with sample sizes and
@@ -51,7 +51,7 @@ def to_f64(t) -> np.ndarray:
 def test_truncated_normal_std_constant(rng):
     assert fastinit.TRUNCATED_NORMAL_STD == pytest.approx(stats.truncnorm(-2, 2).std(), rel=1e-14)
     assert fastinit.TRUNCATED_NORMAL_STD == pytest.approx(JAX_TRUNCATED_NORMAL_STD, rel=1e-15)
-    from fastinit.extra import truncated_standard_normal_std
+    from fastinit.initializers.variance_scaling import truncated_standard_normal_std
     for c in rng.uniform(0.2, 6.0, size=5):
         assert truncated_standard_normal_std(c) == pytest.approx(stats.truncnorm(-c, c).std(),
                                                                  rel=1e-12)
@@ -725,8 +725,8 @@ def test_critical_gain_errors():
 
 
 def test_public_api():
-    for name in fastinit.extra.__all__:
-        assert getattr(fastinit, name) is getattr(fastinit.extra, name)
+    for name in fastinit.initializers.__all__:
+        assert getattr(fastinit, name) is getattr(fastinit.initializers, name)
         assert name in fastinit.__all__
     for name in ("variance_scaling_", "lecun_normal_", "trunc_normal_std_", "delta_orthogonal_",
                  "identity_", "critical_gain", "calculate_fans"):

@@ -1,4 +1,4 @@
-"""Batched fills: the core's fill_many / fill_cuda_many and fastinit._fill.write_many.
+"""Batched fills: the core's fill_many / fill_cuda_many and fastinit.dispatch.batch.write_many.
 
 The stream contract makes a batched fill a pure rearrangement of work: every byte must equal
 what the per-tensor fills give (applied in order, also where requests write the same memory),
@@ -15,13 +15,15 @@ import numpy as np
 import pytest
 
 import fastinit
-from fastinit import _backend
-from fastinit import model as fmodel
-from fastinit._dtypes import FORMATS
-from fastinit._fill import Logical, write_many, write_values
-from fastinit._stream_params import (OP_CONSTANT, constant_params, normal_params, trunc_normal_params,
+from fastinit.dispatch import backend as _backend
+from fastinit.model import plan as fmodel
+from fastinit.stream.dtypes import FORMATS
+from fastinit.dispatch.batch import write_many
+from fastinit.dispatch.fill import write_values
+from fastinit.stream.logical import Logical
+from fastinit.stream.ops import (OP_CONSTANT, constant_params, normal_params, trunc_normal_params,
                                      uniform_params)
-from fastinit._target import as_target
+from fastinit.dispatch.target import as_target
 
 from conftest import capture_cuda_graph, has_cuda
 

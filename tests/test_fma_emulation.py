@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from fastinit._numpy_stream import fma32
+from fastinit.stream.numpy_stream import fma32
 
 
 def exact_fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:

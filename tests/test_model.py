@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 import fastinit
-from fastinit import model as fmodel
+from fastinit.model import plan as fmodel
 
 P_FAIL = 1e-6
 

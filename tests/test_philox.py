@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastinit import _backend
-from fastinit._numpy_stream import philox4x32_10, stream_words
+from fastinit.dispatch import backend as _backend
+from fastinit.stream.numpy_stream import philox4x32_10, stream_words
 
 KAT = Path(__file__).parent / "data" / "philox4x32-10-kat.txt"
 

@@ -20,10 +20,11 @@ import pytest
 import torch
 
 import fastinit
-from fastinit._fill import Logical, random_fill
-from fastinit._stream_params import normal_params, trunc_normal_params, uniform_params
-from fastinit._dtypes import FLOAT32
-from fastinit.sharding import ShardLayout, shard_layout_from
+from fastinit.dispatch.fill import random_fill
+from fastinit.stream.logical import Logical
+from fastinit.stream.ops import normal_params, trunc_normal_params, uniform_params
+from fastinit.stream.dtypes import FLOAT32
+from fastinit.dispatch.sharding import ShardLayout, shard_layout_from
 
 dist_tensor = pytest.importorskip("torch.distributed.tensor")
 from torch.distributed.tensor import Replicate, Shard  # noqa: E402
@@ -105,7 +106,7 @@ def test_plain_tensors_unaffected_by_dtensor_routing(rng):
     a = fastinit.normal_(torch.empty(6, 5), generator=seed)
     b = fastinit.normal_(np.empty((6, 5), np.float32), generator=seed)
     assert np.array_equal(a.numpy(), b)
-    assert not fastinit.sharding.is_dtensor(a)
+    assert not fastinit.dispatch.sharding.is_dtensor(a)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import fastinit
-from fastinit import _backend
-from fastinit import _numpy_stats as ns
-from fastinit.tensor_stats import DeferredStats, Stats, stats_async
+from fastinit.dispatch import backend as _backend
+from fastinit.stats import numpy_stats as ns
+from fastinit.stats import DeferredStats, Stats, stats_async
 
 from conftest import has_cuda
 
@@ -374,7 +374,7 @@ def test_merge_formula_against_concatenation(rng):
 
 def test_torch_ops_fallback_matches_reference(rng):
     # the path for devices without a compiled kernel, run here on CPU tensors
-    from fastinit._torch_stats import device_records
+    from fastinit.stats.torch_stats import device_records
     xs = [torch.from_numpy(random_values(rng, (77, 31))).half(), torch.empty(0),
           torch.tensor([np.nan, np.inf, 1.0, 1.0])]
     for bins, rng_ in ((0, None), (8, None), (8, (-1.0, 2.0))):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fastinit._stream_coefficients import COEFFICIENTS
+from fastinit.stream.coefficients import COEFFICIENTS
 
 HEADER = Path(__file__).resolve().parent.parent / "csrc" / "common" / "stream_v1_polynomials.h"
 

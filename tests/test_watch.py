@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 import fastinit
-from fastinit.tensor_stats import DeferredStats, Stats
+from fastinit.stats import DeferredStats, Stats
 from fastinit.watch import EXPLODING_RATIO, VANISHING_RATIO, Verdict, Watch, verdict, watch
 
 
@@ -466,7 +466,7 @@ def test_pending_flush_before_read_mid_step(rng):
 def test_host_records_gathers_device_parts_in_one_copy(rng):
     """_host_records concatenates the accumulators left on a device and copies them once; here
     the 'device' parts are torch CPU tensors (what the CUDA and torch paths hold)."""
-    from fastinit.watch import _host_records
+    from fastinit.watch.records import _host_records
     a = [torch.from_numpy(rng.standard_normal(n).astype(np.float32)) for n in (5, 17, 3)]
     b = [torch.from_numpy(rng.standard_normal(n).astype(np.float32)) for n in (8, 2)]
     deferred = [fastinit.stats_async(a), fastinit.stats_async(b, bins=4, range=(-1.0, 1.0)),

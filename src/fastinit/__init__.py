@@ -11,10 +11,10 @@ thread count and shard.
 """
 from __future__ import annotations
 
-from ._backend import available_backends, get_backend, set_backend
-from ._generators import Generator, default_generator, manual_seed
 from ._version import STREAM_FORMAT_VERSION, __version__
+from .dispatch.backend import available_backends, get_backend, set_backend
 from .fans import calculate_fan_in_and_fan_out
+from .stream.keys import Generator, default_generator, manual_seed
 from .init import (
     calculate_gain,
     constant,
@@ -45,12 +45,15 @@ from .init import (
 )
 from . import init  # noqa: E402  (``from fastinit import init`` as a module, like torch.nn.init)
 
-# Each of these modules lists its public names in its own __all__.
-from .extra import *  # noqa: F401,F403  initializers beyond torch.nn.init
-from .tensor_stats import *  # noqa: F401,F403  fused per-tensor statistics
+# Each of these subpackages lists its public names in its own __all__. stats and watch are
+# also the names of functions: ``fastinit.stats`` and ``fastinit.watch`` are the functions (the
+# star imports below rebind them); the subpackages are reached by import paths
+# (``from fastinit.stats import Stats``, ``from fastinit.watch import Watch``).
+from . import initializers as _initializers, model as _model
+from . import stats as _stats, watch as _watch  # noqa: E402
+from .initializers import *  # noqa: F401,F403  initializers beyond torch.nn.init
+from .stats import *  # noqa: F401,F403  fused per-tensor statistics
 from .model import *  # noqa: F401,F403  model-level init
-from . import extra as _extra, model as _model, tensor_stats as _tensor_stats
-from . import watch as _watch  # noqa: E402  (the module; fastinit.watch below is the function)
 from .watch import *  # noqa: F401,F403  per-layer statistics of a model
 
 _calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
@@ -66,4 +69,4 @@ __all__ = [
     "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
     "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
     "init",
-] + list(_extra.__all__) + list(_tensor_stats.__all__) + list(_model.__all__) + list(_watch.__all__)
+] + list(_initializers.__all__) + list(_stats.__all__) + list(_model.__all__) + list(_watch.__all__)

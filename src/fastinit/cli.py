@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ._info import format_info, info
+    from .info import format_info, info
     print(format_info(info()))
     return 0
 

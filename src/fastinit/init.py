@@ -19,12 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._dtypes import FLOAT32, FLOAT64
-from ._fill import PURPOSE_AUX, random_fill, write_values
-from ._generators import GeneratorLike, next_key
-from ._stream_params import normal_params, trunc_normal_params, uniform_params
-from ._target import as_target, is_tensor, torch_module
+from .dispatch.fill import PURPOSE_AUX, random_fill, write_values
+from .dispatch.sharding import fill_whole_dtensor
+from .dispatch.target import as_target, is_tensor, torch_module
 from .fans import calculate_correct_fan, calculate_fan_in_and_fan_out, calculate_gain
+from .stream.dtypes import FLOAT32, FLOAT64
+from .stream.keys import GeneratorLike, next_key
+from .stream.ops import normal_params, trunc_normal_params, uniform_params
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
@@ -169,22 +170,12 @@ def _writable_array(x: Any, fn: str) -> np.ndarray:
     return x
 
 
-def _whole_tensor_dtensor(tensor: Tensor, fill: Callable[[Any], Any]) -> bool:
-    """Functions that need the whole tensor fill a DTensor by computing the whole tensor on
-    every rank and keeping the local part (fastinit.sharding.fill_via_full)."""
-    from .sharding import fill_via_full, is_dtensor
-    if not is_dtensor(tensor):
-        return False
-    fill_via_full(tensor, fill)
-    return True
-
-
 def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity matrix (as many ones as fit).
 
     >>> fastinit.eye_(torch.empty(3, 5))
     """
-    if _whole_tensor_dtensor(tensor, eye_):
+    if fill_whole_dtensor(tensor, eye_):
         return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -204,7 +195,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 
     >>> fastinit.dirac_(torch.empty(24, 8, 3, 3), groups=3)
     """
-    if _whole_tensor_dtensor(tensor, lambda full: dirac_(full, groups)):
+    if fill_whole_dtensor(tensor, lambda full: dirac_(full, groups)):
         return tensor
     dimensions = tensor.ndim
     if dimensions not in [3, 4, 5]:
@@ -312,7 +303,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
 
     >>> fastinit.orthogonal_(torch.empty(64, 128), gain=fastinit.calculate_gain("tanh"))
     """
-    if _whole_tensor_dtensor(tensor, lambda full: orthogonal_(full, gain, generator)):
+    if fill_whole_dtensor(tensor, lambda full: orthogonal_(full, gain, generator)):
         return tensor
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -350,7 +341,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
 
     >>> fastinit.sparse_(torch.empty(100, 20), sparsity=0.1)
     """
-    if _whole_tensor_dtensor(tensor, lambda full: sparse_(full, sparsity, std, generator)):
+    if fill_whole_dtensor(tensor, lambda full: sparse_(full, sparsity, std, generator)):
         return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

@@ -14,7 +14,7 @@ from typing import Optional
 _core: Optional[ModuleType]
 _core_error: Optional[str] = None
 try:
-    from . import _core  # type: ignore[attr-defined]
+    from .. import _core  # type: ignore[attr-defined]
 except ImportError as exc:  # no compiler at install time, or a broken build
     _core = None
     _core_error = f"{type(exc).__name__}: {exc}"

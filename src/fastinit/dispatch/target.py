@@ -1,7 +1,8 @@
 """What an init function writes into: a torch tensor or a NumPy array, checked and described.
 
 The checks happen before any key is drawn or any element written, so bad input leaves the
-tensor and the generator untouched.
+tensor and the generator untouched. A DTensor's target is its local shard, with the stream
+layout of that shard in the global tensor (:mod:`.sharding`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, FloatFormat
+from ..stream.dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, FloatFormat
+from .sharding import is_dtensor, local_tensor, shard_layout
 
 
 def torch_module():
@@ -78,8 +80,7 @@ def _unsupported_dtype(fn_name: str, dtype_name: str) -> NotImplementedError:
 def as_target(x: Any, fn_name: str) -> Target:
     """Describe x for a random fill, or raise the error torch would raise for it."""
     if is_tensor(x):
-        if _is_dtensor(x):  # fill the local shard with the global tensor's values there
-            from .sharding import dtensor_target
+        if is_dtensor(x):  # fill the local shard with the global tensor's values there
             return dtensor_target(x, fn_name)
         fmt = _torch_format(x.dtype)
         if fmt is None:
@@ -113,15 +114,33 @@ def as_target(x: Any, fn_name: str) -> Target:
                     f"got {type(x).__name__}")
 
 
-def _is_dtensor(x: Any) -> bool:
-    mod = sys.modules.get("torch.distributed.tensor")
-    cls = getattr(mod, "DTensor", None) if mod is not None else None
-    return cls is not None and isinstance(x, cls)
-
-
 def _has_internal_overlap(t) -> bool:
     torch = torch_module()
     check = getattr(torch, "_debug_has_internal_overlap", None)
     if check is not None:
         return check(t) == 1  # 0: no overlap, 1: overlap, 2: too hard to tell
     return any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape))
+
+
+# Init functions that need the whole tensor at once: not element-wise on the stream.
+_WHOLE_TENSOR_FNS = ("orthogonal_", "sparse_")
+
+
+def dtensor_target(dt: Any, fn_name: str):
+    """The fill target of a DTensor: its local tensor, with the shard's stream layout.
+
+    Every element-wise init function then fills the local shard with the global tensor's values
+    for that slice.
+    """
+    if fn_name in _WHOLE_TENSOR_FNS:
+        raise NotImplementedError(
+            f"fastinit.{fn_name} needs the whole matrix and does not fill a DTensor shard by "
+            f"shard; use fastinit.init_([tensor], \"{fn_name.rstrip('_')}\"), which generates "
+            "the whole tensor on each rank and keeps the local part, or distribute_tensor() a "
+            "tensor initialized whole")
+    layout = shard_layout(dt, fn_name)
+    target = as_target(local_tensor(dt), fn_name)
+    target.logical_strides = layout.strides
+    target.logical_base = layout.base
+    target.global_numel = int(dt.numel())
+    return target

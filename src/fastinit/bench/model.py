@@ -8,7 +8,7 @@ Linears; 12 tensors a block; d=1024: 12.6 M parameters a block):
 
 fastinit writes all tensors of a call in one batched core call (one OpenMP region on the CPU,
 one launch per (operation, dtype) group on CUDA) and reuses a call's plan while the tensors are
-the same (model.py). Rows (medians of alternating runs, A B A B ...):
+the same (fastinit/model/). Rows (medians of alternating runs, A B A B ...):
 
 - reset: torch's module loop (``m.reset_parameters()`` for every module that has one) vs
   ``fastinit.reset_parameters(model)``;
@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 
 import fastinit
+
+from .timing import Row
 
 
 class Block(nn.Module):
@@ -138,10 +140,9 @@ def rows(runs: int = 7, cpu_blocks: int = 4, cuda_blocks: int = 24,
 
 
 def run(quick: bool = False, repeats: int = 7) -> list:
-    """Rows for ``python -m fastinit bench`` (fastinit._timing.Row): fastinit vs torch, with the
+    """Rows for ``python -m fastinit bench`` (fastinit.bench.timing.Row): fastinit vs torch, with the
     write pass over all parameters as the bandwidth reference; the overhead rows give
     fastinit's microseconds per tensor in the case."""
-    from ._timing import Row
     out = []
     for r in rows(3 if quick else repeats, cpu_blocks=1 if quick else 4, cuda_blocks=2 if quick else 24,
                   overhead_blocks=2 if quick else 24):

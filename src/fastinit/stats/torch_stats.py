@@ -1,7 +1,7 @@
 """Statistics records computed with torch operations on the tensor's own device.
 
 The fallback for devices without a compiled kernel (CUDA when fastinit was built without it, MPS,
-XPU, ...): the same raw record as the kernels (fastinit/_numpy_stats.py describes it), computed
+XPU, ...): the same raw record as the kernels (fastinit/stats/numpy_stats.py describes it), computed
 with the same formulas (the whole tensor is one chunk), left on the device, with no host
 synchronisation. Slower than the fused kernel: it reads the tensor several times.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence, Tuple
 
-from . import _numpy_stats as ns
+from . import numpy_stats as ns
 
 
 def device_records(tensors: Sequence[Any], bins: int, lo_hi: Optional[Tuple[float, float]]) -> Any:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stream_coefficients import COEFFICIENTS
-from ._stream_params import OP_NORMAL, OP_TRUNC_NORMAL, OP_UNIFORM
+from .coefficients import COEFFICIENTS
+from .ops import OP_NORMAL, OP_TRUNC_NORMAL, OP_UNIFORM
 
 F32, F64 = np.float32, np.float64
 U32, U64, I32, I64 = np.uint32, np.uint64, np.int32, np.int64

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ._dtypes import FLOAT32, FLOAT64, FloatFormat
+from .dtypes import FLOAT32, FLOAT64, FloatFormat
 
 OP_UNIFORM = 0
 OP_NORMAL = 1

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend
 from ._version import STREAM_FORMAT_VERSION, __version__
+from .dispatch import backend as _backend
 
 
 def info() -> dict[str, Any]:

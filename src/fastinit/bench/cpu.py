@@ -1,21 +1,12 @@
-"""``python -m fastinit bench``: fastinit against torch and the memory-bandwidth limit.
-
-Every row times fastinit, torch and a bandwidth reference (``fill_``: a write-only pass over the
-same tensor) in the same run, in alternation, and reports medians, GB/s and ratios. Sections:
-CPU init (here), and CUDA, statistics and model-level init where those modules and a GPU exist.
-
-    python -m fastinit bench                    # the default sizes
-    python -m fastinit bench --quick            # small sizes, a smoke test
-    python -m fastinit bench --markdown out.md  # also write a markdown table with the machine
-"""
+"""The CPU section of ``python -m fastinit bench``: each init function on a large tensor, and the
+per-call cost on small ones, fastinit against torch and ``fill_`` (a write-only pass over the
+same tensor: the memory-bandwidth reference), timed in the same run, in alternation."""
 from __future__ import annotations
 
-import argparse
-import importlib
 import math
 from typing import Callable, Optional, Sequence
 
-from ._timing import Row, format_table, machine_description, median_times, now_utc
+from .timing import Row, median_times
 
 # (case, fastinit call, torch call) on a weight tensor t; g is a fresh torch.Generator.
 INIT_CASES: list[tuple[str, Callable, Callable]] = [
@@ -90,50 +81,3 @@ def bench_cpu_small(repeats: int) -> list[Row]:
         rows.append(Row("cpu-small", case, "float32", n, n * t.element_size(), seconds,
                         reference="fill_"))
     return rows
-
-
-OPTIONAL_SECTIONS = ("_bench_cuda", "_bench_stats", "_bench_model")
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastinit bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--sections", default="all",
-                        help="comma list: cpu, cuda, stats, model (default all available)")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
-    args = parser.parse_args(argv)
-    shape = (512, 512) if args.quick else (4096, 4096)
-    repeats = 3 if args.quick else args.repeats
-    wanted = None if args.sections == "all" else set(args.sections.split(","))
-
-    from ._info import info
-    facts = info()
-    print(f"fastinit {facts['fastinit']} on {machine_description()}; {now_utc()}")
-    print(f"backend {facts['backend in use']}, CPU kernels {facts.get('CPU kernels', '-')}, "
-          f"OpenMP {facts.get('OpenMP', '-')}")
-    rows: list[Row] = []
-    if wanted is None or "cpu" in wanted:
-        rows += bench_cpu_init(shape, ["float32", "bfloat16"], repeats)
-        rows += bench_cpu_init(shape, ["float64"], repeats, cases=FLOAT64_CASES)
-        rows += bench_cpu_small(repeats)
-    for module in OPTIONAL_SECTIONS:
-        name = module.replace("_bench_", "")
-        if wanted is not None and name not in wanted:
-            continue
-        try:
-            section = importlib.import_module(f"fastinit.{module}")
-        except ImportError:
-            continue
-        rows += section.run(quick=args.quick, repeats=repeats)
-    print(format_table(rows))
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(f"Machine: {machine_description()}  \nDate: {now_utc()}\n\n")
-            f.write(format_table(rows, markdown=True) + "\n")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -20,7 +20,7 @@ Tensors of 4096 x 4096 rotate among three buffers so that the L2 cache does not 
     python benchmarks/bench_cuda.py --quick              # 4096 x 4096 only, fewer repeats
     python benchmarks/bench_cuda.py --markdown out.md    # also markdown rows with the machine
 
-``run(quick, repeats)`` returns rows for ``python -m fastinit bench`` (fastinit._timing.Row).
+``run(quick, repeats)`` returns rows for ``python -m fastinit bench`` (fastinit.bench.timing.Row).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ import torch
 import torch.nn.init as ti
 
 import fastinit as fi
+
+from .timing import Row
 
 GAIN_TANH = 5.0 / 3.0
 
@@ -214,16 +216,15 @@ def machine() -> dict[str, str]:
 
 
 def _cuda_kernels() -> bool:
-    from fastinit import _backend
+    from ..dispatch import backend as _backend
     core = _backend.core()
     return bool(core is not None and core.cuda_compiled())
 
 
 def run(quick: bool = False, repeats: int = 15) -> list:
-    """Rows for ``python -m fastinit bench`` (fastinit._timing.Row), when a GPU is there."""
+    """Rows for ``python -m fastinit bench`` (fastinit.bench.timing.Row), when a GPU is there."""
     if not torch.cuda.is_available():
         return []
-    from fastinit._timing import Row
     rows = measure(["4096x4096"] if quick else ["268M", "4096x4096"], ["float32", "bfloat16"],
                    3 if quick else repeats, views=False)
     return [Row("cuda", f"{r['case']} {r['size']}", r["dtype"], r["elements"], r["bytes"],

@@ -1,4 +1,4 @@
-"""Where each call's 64-bit key comes from.
+"""Where each call's 64-bit key comes from: the key sources of the random stream.
 
 A call draws one fresh key from its generator:
 

@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Tuple
 import torch
 
 import fastinit
-from fastinit._timing import median_times
+
+from .timing import Row, median_times
 
 
 def transformer_params(d: int, blocks: int, device: str, dtype: torch.dtype) -> List[torch.Tensor]:
@@ -102,8 +103,7 @@ def run_device(device: str, numel: int, dtype: torch.dtype, reps: int, d_model: 
 
 
 def run(quick: bool = False, repeats: int = 7) -> list:
-    """Rows for ``python -m fastinit bench`` (fastinit._timing.Row)."""
-    from ._timing import Row
+    """Rows for ``python -m fastinit bench`` (fastinit.bench.timing.Row)."""
     out = []
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         numel = (1 << 20) if quick else ((1 << 26) if device == "cpu" else (1 << 28))

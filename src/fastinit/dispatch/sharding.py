@@ -37,12 +37,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ._fill import row_major_strides
+from ..stream.logical import row_major_strides
 
-__all__ = ["is_dtensor", "ShardLayout", "shard_layout", "shard_layout_from", "fill_via_full"]
-
-# Init functions that need the whole tensor at once: not element-wise on the stream.
-_WHOLE_TENSOR_FNS = ("orthogonal_", "sparse_")
+__all__ = ["is_dtensor", "ShardLayout", "shard_layout", "shard_layout_from", "fill_via_full",
+           "fill_whole_dtensor"]
 
 
 def is_dtensor(x: Any) -> bool:
@@ -62,7 +60,7 @@ class ShardLayout:
 
     ``local_shape``: the shape of the local tensor; ``global_offset``: the global index of its
     first element along each dim; ``global_shape``: the whole tensor's shape. The stream
-    description (``fastinit._fill.Logical``) is ``strides`` (row-major strides of the global
+    description (``fastinit.stream.logical.Logical``) is ``strides`` (row-major strides of the global
     shape) and ``base`` (the global flat index of the local element with all indices zero).
     """
 
@@ -177,27 +175,6 @@ def shard_layout(dt: Any, fn_name: str = "shard_layout") -> ShardLayout:
     return layout
 
 
-def dtensor_target(dt: Any, fn_name: str):
-    """The fill target of a DTensor: its local tensor, with the shard's stream layout.
-
-    Used by ``fastinit._target.as_target``: every element-wise init function then fills the
-    local shard with the global tensor's values for that slice.
-    """
-    if fn_name in _WHOLE_TENSOR_FNS:
-        raise NotImplementedError(
-            f"fastinit.{fn_name} needs the whole matrix and does not fill a DTensor shard by "
-            f"shard; use fastinit.init_([tensor], \"{fn_name.rstrip('_')}\"), which generates "
-            "the whole tensor on each rank and keeps the local part, or distribute_tensor() a "
-            "tensor initialized whole")
-    from ._target import as_target
-    layout = shard_layout(dt, fn_name)
-    target = as_target(local_tensor(dt), fn_name)
-    target.logical_strides = layout.strides
-    target.logical_base = layout.base
-    target.global_numel = int(dt.numel())
-    return target
-
-
 def fill_via_full(dt: Any, fill: Callable[[Any], Any]) -> Any:
     """Initialize a DTensor by running ``fill`` on a whole, unsharded tensor of its global shape
     and dtype (on the local device) on every rank, then keeping the local part.
@@ -233,3 +210,17 @@ def fill_via_full(dt: Any, fill: Callable[[Any], Any]) -> Any:
             layout = shard_layout(dt, "fill_via_full")
             local.copy_(full[layout.slices()])
     return dt
+
+
+def fill_whole_dtensor(tensor: Any, fill: Callable[[Any], Any]) -> bool:
+    """For the initializers that need the whole tensor (orthogonal_, sparse_, eye_, dirac_,
+    delta_orthogonal_, identity_): a DTensor is filled by :func:`fill_via_full`, and the result is
+    True; any other tensor is left alone, and the result is False (the caller fills it).
+
+    >>> if fill_whole_dtensor(w, lambda full: orthogonal_(full, gain, generator)):
+    ...     return w
+    """
+    if not is_dtensor(tensor):
+        return False
+    fill_via_full(tensor, fill)
+    return True

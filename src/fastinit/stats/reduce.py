@@ -40,90 +40,27 @@ Semantics (every backend: the compiled CPU core, CUDA, NumPy, torch ops on other
 """
 from __future__ import annotations
 
-import builtins
-import math
 import sys
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _backend
-from . import _numpy_stats as ns
-from ._dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FloatFormat, bf16_bits_to_float32
-
-__all__ = ["Stats", "stats", "stats_async", "DeferredStats"]
+from ..dispatch import backend as _backend
+from ..stream.dtypes import (
+    BFLOAT16,
+    FLOAT16,
+    FLOAT32,
+    FLOAT64,
+    FloatFormat,
+    bf16_bits_to_float32,
+)
+from . import numpy_stats as ns
+from .deferred import DeferredStats, _Part
+from .record import Stats
+from .torch_stats import device_records
 
 _MAX_BINS = 1 << 26
 Range = Optional[Tuple[float, float]]
-
-
-@dataclass(frozen=True, eq=False)
-class Stats:
-    """The statistics of one tensor (see the module docstring for the exact semantics).
-
-    >>> s = fastinit.stats(np.array([0.0, 1.0, 2.0, np.nan]), bins=2)
-    >>> s.count, s.finite, s.mean, s.var, s.zeros, s.nans, s.hist, s.edges
-    (4, 3, 1.0, 0.6666666666666666, 1, 1, array([1, 2]), array([0., 1., 2.]))
-    """
-
-    count: int       # elements, NaN and ±Inf included
-    mean: float      # of the finite values, like every float field below (NaN when none)
-    var: float       # population variance (ddof=0)
-    std: float
-    min: float
-    max: float
-    abs_mean: float  # Σ|x| / finite
-    rms: float       # sqrt(Σx² / finite)
-    norm: float      # sqrt(Σx²); 0.0 when there is no finite value
-    zeros: int       # exact zeros (+0 and -0)
-    nans: int
-    infs: int        # +Inf and -Inf
-    hist: Optional[np.ndarray] = None   # int64 counts, bins of them; None when bins=0
-    edges: Optional[np.ndarray] = None  # float64, bins + 1 of them; None when bins=0
-
-    @property
-    def finite(self) -> int:
-        """The number of finite values, over which the moments are taken."""
-        return self.count - self.nans - self.infs
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict (hist and edges as lists, or None)."""
-        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        d["hist"] = None if self.hist is None else self.hist.tolist()
-        d["edges"] = None if self.edges is None else self.edges.tolist()
-        return d
-
-    @classmethod
-    def from_raw(cls, row: np.ndarray, bins: int) -> "Stats":
-        """The record of one raw accumulator row (fastinit/_numpy_stats.py: HEAD + bins floats)."""
-        n = float(row[ns.N])
-        nans, infs = int(row[ns.NANS]), int(row[ns.INFS])
-        nan = math.nan
-        if n > 0:
-            var = float(row[ns.M2]) / n
-            mean = float(row[ns.SHIFT]) + float(row[ns.MEAN])
-            mn, mx = float(row[ns.MIN]), float(row[ns.MAX])
-            abs_mean = float(row[ns.SUM_ABS]) / n
-            rms = math.sqrt(float(row[ns.SUM_SQ]) / n)
-        else:
-            var = mean = mn = mx = abs_mean = rms = nan
-        hist = edges = None
-        if bins:
-            hist = row[ns.HEAD:ns.HEAD + bins].astype(np.int64)
-            edges = ns.hist_edges(float(row[ns.HIST_LO]), float(row[ns.HIST_HI]), bins)
-        return cls(count=int(n) + nans + infs, mean=mean, var=var, std=math.sqrt(var), min=mn,
-                   max=mx, abs_mean=abs_mean, rms=rms, norm=math.sqrt(float(row[ns.SUM_SQ])),
-                   zeros=int(row[ns.ZEROS]), nans=nans, infs=infs, hist=hist, edges=edges)
-
-    def __repr__(self) -> str:
-        text = (f"Stats(count={self.count}, mean={self.mean:.6g}, std={self.std:.6g}, "
-                f"min={self.min:.6g}, max={self.max:.6g}, abs_mean={self.abs_mean:.6g}, "
-                f"rms={self.rms:.6g}, norm={self.norm:.6g}, zeros={self.zeros}, "
-                f"nans={self.nans}, infs={self.infs}")
-        if self.hist is not None:
-            text += f", bins={len(self.hist)} over [{self.edges[0]:.6g}, {self.edges[-1]:.6g}]"
-        return text + ")"
 
 
 def stats(x: Any, *, bins: int = 0, range: Range = None) -> Union[Stats, List[Stats]]:
@@ -145,7 +82,7 @@ def stats_async(x: Any, *, bins: int = 0, range: Range = None) -> "DeferredStats
     device (a float64 tensor, filled on the current stream) until read; other inputs are reduced
     at once. Reading (``.records()``, ``.result()``, ``.raw()``) is the only synchronisation.
 
-    >>> pending = fastinit.tensor_stats.stats_async(activations, bins=32, range=(-3.0, 3.0))
+    >>> pending = fastinit.stats_async(activations, bins=32, range=(-3.0, 3.0))
     >>> ...                                   # the GPU works on; the host goes on
     >>> total = total.merge(pending) if total else pending   # on the device, no sync
     >>> rows = total.records()                # list of Stats, one per tensor
@@ -156,161 +93,6 @@ def stats_async(x: Any, *, bins: int = 0, range: Range = None) -> "DeferredStats
     sources = [_describe(t) for t in items]
     parts = _reduce(sources, bins, lo_hi)
     return DeferredStats(parts, len(items), single, bins, lo_hi)
-
-
-class _Part:
-    """Records of some of the inputs: rows of `raw` are the inputs `indices`."""
-
-    def __init__(self, indices: List[int], raw: Any, event: Any = None) -> None:
-        self.indices = indices
-        self.raw = raw      # numpy array, or a float64 torch tensor on a device
-        self.event = event  # torch.cuda.Event recorded after the work, or None
-
-    def on_device(self) -> bool:
-        return not isinstance(self.raw, np.ndarray)
-
-    def host(self) -> np.ndarray:
-        if not self.on_device():
-            return self.raw
-        if self.event is not None:
-            self.event.synchronize()
-        return self.raw.cpu().numpy()
-
-
-class DeferredStats:
-    """Raw statistics accumulators, turned into :class:`Stats` records only when read.
-
-    Made by :func:`stats_async`. For CUDA inputs the accumulators are a float64 tensor of shape
-    (tensors, HEAD + bins) on the device, written by kernels enqueued on the current stream; for
-    CPU inputs a NumPy array, already complete. The raw row layout is documented in
-    fastinit/_numpy_stats.py and docs/stats.md.
-
-    - ``records()`` (alias ``to_list()``): a list of :class:`Stats`, one per input, in order
-      (waits for the device);
-    - ``result()``: what :func:`stats` returns (one record for a single input, else the list);
-    - ``raw()``: the accumulators as a NumPy array (waits); ``DeferredStats.raw_many(items)``:
-      those of many objects with one device-to-host copy per device;
-    - ``ready()``: whether the device work is done (never waits);
-    - ``merge(other)``: the statistics of the union of the values (e.g. of one tensor over
-      several steps), merged on the device with Chan's formula, without synchronising. Both must
-      come from inputs in the same order, with the same ``bins`` and, when ``bins > 0``, the same
-      supplied ``range`` (histograms over data-dependent ranges do not add up).
-
-    >>> acc = None
-    >>> for batch in loader:
-    ...     d = fastinit.tensor_stats.stats_async([h.out for h in hooks], bins=64, range=(-4.0, 4.0))
-    ...     acc = d if acc is None else acc.merge(d)
-    >>> per_layer = acc.records()
-    """
-
-    def __init__(self, parts: List[_Part], count: int, single: bool, bins: int, lo_hi: Range) -> None:
-        self._parts = parts
-        self._count = count
-        self._single = single
-        self.bins = bins
-        self.range = lo_hi  # the checked range, or None for numpy's default range
-
-    def __len__(self) -> int:
-        return self._count
-
-    def ready(self) -> bool:
-        """True when every record is complete (CUDA work done); never waits."""
-        return all(p.event is None or p.event.query() for p in self._parts)
-
-    def raw(self) -> np.ndarray:
-        """The raw accumulators, shape (inputs, HEAD + bins), in input order (waits)."""
-        out = ns.empty_records(self._count, self.bins)
-        for p in self._parts:
-            out[p.indices] = p.host()
-        return out
-
-    @staticmethod
-    def raw_many(items: Sequence["DeferredStats"]) -> List[np.ndarray]:
-        """``[d.raw() for d in items]`` with one device-to-host copy per device in all (not
-        one per object): what a tool that keeps many deferred records per step reads them with.
-
-        >>> steps = [stats_async(acts, bins=32, range=(-3.0, 3.0)) for acts in per_step]
-        >>> tables = DeferredStats.raw_many(steps)   # one synchronisation
-        """
-        parts = [p for d in items for p in d._parts]
-        host: Dict[int, np.ndarray] = {}
-        by_device: Dict[Any, List[_Part]] = {}
-        for p in parts:
-            if p.on_device():
-                by_device.setdefault(p.raw.device, []).append(p)
-            else:
-                host[id(p)] = p.raw
-        if by_device:
-            import torch
-            for device, group in by_device.items():
-                if device.type == "cuda":
-                    stream = torch.cuda.current_stream(device)
-                    for p in group:
-                        if p.event is not None:
-                            stream.wait_event(p.event)  # on the device; the copy below waits once
-                for width in sorted({p.raw.shape[1] for p in group}):
-                    same = [p for p in group if p.raw.shape[1] == width]
-                    flat = torch.cat([p.raw for p in same]).cpu().numpy()
-                    start = 0
-                    for p in same:
-                        host[id(p)] = flat[start:start + p.raw.shape[0]]
-                        start += p.raw.shape[0]
-        out = []
-        for d in items:
-            rec = ns.empty_records(d._count, d.bins)
-            for p in d._parts:
-                rec[p.indices] = host[id(p)]
-            out.append(rec)
-        return out
-
-    def records(self) -> List[Stats]:
-        """One :class:`Stats` per input, in order (waits for the device)."""
-        return [Stats.from_raw(row, self.bins) for row in self.raw()]
-
-    to_list = records
-
-    def result(self) -> Union[Stats, List[Stats]]:
-        """A :class:`Stats` for a single input, else the list, as :func:`stats` returns."""
-        rows = self.records()
-        return rows[0] if self._single else rows
-
-    def merge(self, other: "DeferredStats") -> "DeferredStats":
-        """The statistics of both sets of values, input by input (no synchronisation)."""
-        if not isinstance(other, DeferredStats):
-            raise TypeError(f"can only merge DeferredStats, got {type(other).__name__}")
-        if len(other) != len(self) or other.bins != self.bins:
-            raise ValueError(f"cannot merge the statistics of {len(self)} inputs with {self.bins} "
-                             f"bins and of {len(other)} inputs with {other.bins} bins")
-        if self.bins and (self.range is None or self.range != other.range):
-            raise ValueError("histograms merge only over the same supplied range: pass range=(lo, hi) "
-                             f"(got {self.range} and {other.range})")
-        same_shape = len(self._parts) == len(other._parts) and all(
-            a.indices == b.indices and a.on_device() == b.on_device()
-            and (not a.on_device() or a.raw.device == b.raw.device)
-            for a, b in zip(self._parts, other._parts))
-        if not same_shape:  # inputs regrouped (e.g. moved between devices): merge on the host
-            merged = ns.merge(self.raw(), other.raw())
-            part = _Part(list(builtins.range(self._count)), merged)
-            return DeferredStats([part], self._count, self._single, self.bins, self.range)
-        parts = [_merge_parts(a, b) for a, b in zip(self._parts, other._parts)]
-        return DeferredStats(parts, self._count, self._single, self.bins, self.range)
-
-
-def _merge_parts(a: _Part, b: _Part) -> _Part:
-    if not a.on_device():
-        return _Part(a.indices, ns.merge(a.raw, b.raw))
-    import torch
-    event = None
-    if a.raw.device.type == "cuda":
-        stream = torch.cuda.current_stream(a.raw.device)
-        for p in (a, b):
-            if p.event is not None:
-                stream.wait_event(p.event)  # device-side wait: the host goes on
-    merged = ns.merge(a.raw, b.raw, ns.TORCH_OPS)
-    if a.raw.device.type == "cuda":
-        event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(a.raw.device))
-    return _Part(a.indices, merged, event)
 
 
 # ------------------------------------------------------------------------------ input checks
@@ -516,7 +298,6 @@ def _cuda_part(idx: List[int], group: List[_Source], bins: int, lo_hi: Range) ->
 
 def _torch_part(idx: List[int], group: List[_Source], bins: int, lo_hi: Range) -> _Part:
     """torch operations on the tensors' device (no compiled kernel for it)."""
-    from ._torch_stats import device_records
     torch = _torch()
     with torch.no_grad():
         raw = device_records([s.obj for s in group], bins, lo_hi)
