@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 import time
 from typing import Optional, Sequence
 
@@ -19,8 +20,9 @@ from .timing import Row, format_table, machine_description, narrow_header, narro
     on_row, section_title
 
 SECTIONS = ("cpu", "stats", "model", "cuda")
-# Measured on 2 CPU cores (AMD EPYC, shared VM; benchmarks/RESULTS.md), seconds: (full, --quick).
-SECTION_SECONDS = {"cpu": (130, 12), "stats": (35, 5), "model": (45, 8), "cuda": (60, 20)}
+# Seconds (full, --quick) measured on 2 CPU cores (AMD EPYC, a shared VM under load; see
+# benchmarks/RESULTS.md), for the plan printed first. cuda's are a guess until a GPU run.
+SECTION_SECONDS = {"cpu": (45, 2), "stats": (75, 2), "model": (35, 5), "cuda": (60, 20)}
 
 DESCRIPTION = """\
 Times fastinit against torch and against the memory-bandwidth limit, side by side in one run.
@@ -31,14 +33,14 @@ speed-up, fastinit's GB/s and its share of the reference's bandwidth. Rows print
 
 sections (--sections, default: all that this machine can run):
   cpu     every init function on a 4096 x 4096 tensor (float32, bfloat16, float64) and the
-          per-call cost on small tensors: about 2 min on 2 CPU cores
-  stats   fastinit.stats against torch's separate reductions: about 35 s
-  model   reset_parameters and init_ on a transformer stack against torch's loops: about 45 s
-  cuda    the CUDA kernels (needs a CUDA GPU, skipped without one): about 1 min on an H100
+          per-call cost on small tensors: about 45 s on 2 CPU cores
+  stats   fastinit.stats against torch's separate reductions: about 75 s
+  model   reset_parameters and init_ on a transformer stack against torch's loops: about 35 s
+  cuda    the CUDA kernels (needs a CUDA GPU, skipped without one)
 
 examples:
-  {prog}                       all sections: about 4 min on 2 CPU cores
-  {prog} --quick               small sizes, 3 repeats, a smoke test: about 30 s
+  {prog}                       all sections: about 2.5 min on 2 CPU cores
+  {prog} --quick               small sizes, 3 repeats, a smoke test: about 15 s
   {prog} --sections cpu,model  these sections only
   {prog} --markdown bench.md   also write the table as markdown, with the machine
 
@@ -149,8 +151,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "fastinit bench") -> 
     column = 1 if args.quick else 0
     expected = sum(SECTION_SECONDS[n][column] for n in sections)
     plan = ", ".join(f"{n} (about {_duration(SECTION_SECONDS[n][column])})" for n in sections)
-    print(f"sections: {plan}; about {_duration(expected)} in all on 2 CPU cores"
-          + "".join(f"; {s}" for s in skipped), flush=True)
+    print(textwrap.fill(f"sections: {plan}: about {_duration(expected)} on 2 CPU cores"
+                        + "".join(f"; {s}" for s in skipped), 100), flush=True)
 
     rows: list[Row] = []
     started = time.perf_counter()
