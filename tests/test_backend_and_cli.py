@@ -179,6 +179,39 @@ def test_build_without_a_compiler_installs_the_numpy_package_and_says_why(tmp_pa
     assert "Fix: install one (g++ or clang++, or on macOS: xcode-select --install), then reinstall" in out.stderr
 
 
+@pytest.mark.backends("numpy")
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake on PATH")
+def test_kept_build_is_started_afresh_when_its_compiler_is_not_todays(tmp_path):
+    """Under pip (SKBUILD set) the project is configured nested in <build>/core, which pip's
+    next install keeps; a compiler that CXX no longer names must not be reused from its cache.
+    Configure steps only (nothing is compiled)."""
+    pybind11 = pytest.importorskip("pybind11")
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "CMakeInit.txt").write_text(
+        f'set(Python_EXECUTABLE [===[{sys.executable}]===] CACHE PATH "" FORCE)\n'
+        f'set(CMAKE_PREFIX_PATH [===[{pybind11.get_cmake_dir()}]===] CACHE PATH "" FORCE)\n')
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS + ("CC", "CXX")}
+    env["FASTINIT_BUILD_QUIET"] = "1"
+
+    def configure(**extra: str) -> list[str]:
+        out = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DSKBUILD=2",
+                              "-DFASTINIT_CUDA=OFF"], env={**env, **extra}, capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return [line for line in out.stdout.splitlines() if "fastinit:" in line]
+
+    first = configure()
+    assert "compiling the C++ core" in first[0] and (build / "core" / "CMakeCache.txt").exists()
+    again = configure()
+    assert "reusing what is unchanged in" in again[0] or "about" in again[0]
+    assert not any("afresh" in line for line in again)
+    gone = configure(CXX=str(tmp_path / "no-such-c++"))
+    assert "afresh: CXX=" in gone[0] and "no working C++ compiler was found" in gone[1]
+    back = configure()  # the "not found" is looked up again: the compiler is back
+    assert "compiling the C++ core" in back[0]
+
+
 # --- The command line ------------------------------------------------------------------------
 
 @pytest.mark.backends("numpy")
