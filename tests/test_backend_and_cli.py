@@ -259,7 +259,7 @@ def test_cli_stops_quietly_when_the_reader_goes_away():
 
 
 @pytest.mark.backends("numpy")
-def test_cli_refuses_bad_environment_values_in_one_line():
+def test_cli_refuses_bad_environment_values_and_arguments_in_one_line():
     out = run_cli("info", FASTINIT_BACKEND="foo")
     assert out.returncode == 2 and out.stdout == ""
     assert one_error_line(out) == ("python -m fastinit: error: FASTINIT_BACKEND='foo' is not one "
@@ -268,8 +268,12 @@ def test_cli_refuses_bad_environment_values_in_one_line():
     assert out.returncode == 2
     assert one_error_line(out) == ("python -m fastinit: error: FASTINIT_CPU_ISA='avx512' is not one "
                                    "of: auto, generic, avx2")
-    out = run_cli("info", "--bogus")
-    assert out.returncode == 2 and "unrecognized arguments: --bogus" in out.stderr
+    for args, text in ((["info", "--bogus"], "unrecognized arguments: --bogus"),
+                       ([], "the following arguments are required: <command>"),
+                       (["bench", "--repeats", "x"], "argument --repeats: invalid int value: 'x'")):
+        out = run_cli(*args)
+        prog = "python -m fastinit" + (" bench" if args[:1] == ["bench"] else "")
+        assert out.returncode == 2 and text in one_error_line(out, prog)
 
 
 @pytest.mark.backends("numpy")

@@ -64,8 +64,15 @@ def _delegate(module: str, prog: str) -> Callable[[argparse.Namespace, Sequence[
     return run
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with an error as one line (and where to read more) instead of the usage too."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION.format(prog=prog),
+    parser = OneLineParser(prog=prog, description=DESCRIPTION.format(prog=prog),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      usage=f"{prog} [-h] [--version] <command> [options]")
     from .info import version_text

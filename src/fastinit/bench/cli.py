@@ -52,8 +52,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with an error as one line (and where to read more) instead of the usage too."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = _OneLineParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description=DESCRIPTION.format(prog=prog, torch=TORCH_INSTALL))
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and 3 repeats: a smoke test of every section")
