@@ -29,7 +29,8 @@ def info() -> dict[str, Any]:
     else:
         facts["compiled core"] = "yes"
         facts["CPU kernels"] = core.cpu_isa()
-        facts["OpenMP"] = f"yes, {core.openmp_max_threads()} threads" if core.has_openmp() else "no (1 thread)"
+        facts["CPU threads"] = (f"{core.cpu_threads()} (fastinit's pool; FASTINIT_NUM_THREADS or "
+                                "OMP_NUM_THREADS sets it)")
         facts["CUDA compiled in"] = "yes" if core.cuda_compiled() else "no"
         facts["CUDA devices visible to the core"] = core.cuda_device_count()
     try:
