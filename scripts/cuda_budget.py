@@ -302,6 +302,9 @@ def describe(mangled: str) -> dict | None:
         return None
     kind = m.group(1)
     info = dict(kind=kind, op="", dtype="", name=mangled)
+    table = re.search(r"BatchTableIT_Lm(\d+)E", mangled)  # the batched kernel's table size
+    if table:
+        kind = info["kind"] = f"fill_many{int(table.group(1)) // 1000}k"
     if kind.startswith("fill"):
         for token, label in OPS:
             mm = re.search(rf"\d+{token}I([fd])(Lb([01])ELb[01])?", mangled)
@@ -356,7 +359,7 @@ def analyse(sass: str, resources: dict, spills: dict, stats_values_per_item: int
                        stores=hot.stores, store_bits=max(hot.stores) if hot.stores else None,
                        overhead=round(hot.overhead, 2))
         rows.append(row)
-    kinds = ["fill_contiguous", "fill_many", "fill_runs", "fill_elements", "stats_partials", "stats_finalize"]
+    kinds = ["fill_contiguous", "fill_many4k", "fill_many32k", "fill_many", "fill_runs", "fill_elements", "stats_partials", "stats_finalize"]
     dtypes = ["f32", "f64", "f16", "bf16", ""]
     rows.sort(key=lambda r: (kinds.index(r["kind"]), r["op"], dtypes.index(r["dtype"])))
     return rows
@@ -372,12 +375,12 @@ def check(rows: list[dict]) -> list[str]:
         if r["stack"] or r["local"] or r["local_ops"] or (r["spill_stores"] or 0) or (r["spill_loads"] or 0):
             bad.append(f"{label(r)}: stack {r['stack']} B, local {r['local']} B, spills "
                        f"{r['spill_stores']}/{r['spill_loads']} B, {r['local_ops']} local loads/stores")
-        if r["kind"] in ("fill_contiguous", "fill_many", "fill_runs") and "per_unit" in r:
+        if r["kind"].startswith(("fill_contiguous", "fill_many", "fill_runs")) and "per_unit" in r:
             want = 64 if r["dtype"] in ("f16", "bf16") else 128
             if r["stores"] != [want] * len(r["stores"]) or len(r["stores"]) != round(r["hot_units"]):
                 bad.append(f"{label(r)}: hot-loop stores {r['stores']} bits for {r['hot_units']:g} blocks, "
                            f"want one {want}-bit store per block")
-        if r["kind"] == "fill_many" and "per_unit" in r:
+        if r["kind"].startswith("fill_many") and "per_unit" in r:
             ref = by.get(("fill_contiguous", r["op"], r["dtype"]))
             if ref and "per_unit" in ref and r["per_unit"] > BATCHED_SLACK * ref["per_unit"]:
                 bad.append(f"{label(r)}: {r['per_unit']} SASS per block, more than {BATCHED_SLACK} x the "
