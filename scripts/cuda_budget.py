@@ -199,7 +199,7 @@ def loops(ins: list[Ins]) -> list[tuple[int, int]]:
     for k, x in enumerate(ins):
         if x.op.startswith("BRA"):
             t = branch_target(x)
-            if t is not None and t <= x.addr and t in index:
+            if t is not None and t < x.addr and t in index:  # (a branch to itself ends the code)
                 out.append((index[t], k))
     return sorted(out, key=lambda hl: hl[1] - hl[0])
 
@@ -302,7 +302,7 @@ def describe(mangled: str) -> dict | None:
         return None
     kind = m.group(1)
     info = dict(kind=kind, op="", dtype="", name=mangled)
-    table = re.search(r"BatchTableIT_Lm(\d+)E", mangled)  # the batched kernel's table size
+    table = re.search(r"BatchTableI\w*?Lm(\d+)E", mangled)  # the batched kernel's table size
     if table:
         kind = info["kind"] = f"fill_many{int(table.group(1)) // 1000}k"
     if kind.startswith("fill"):
