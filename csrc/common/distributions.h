@@ -25,6 +25,21 @@ FI_HD Words4 stream_block(const StreamKey& key, std::uint64_t block) {
                        key.purpose, 0u, key.k0, key.k1);
 }
 
+// The same key with its Philox round keys computed once (philox.h): the same blocks.
+struct StreamRoundKeys {
+  PhiloxKeys philox;
+  std::uint32_t purpose;
+};
+
+FI_HD StreamRoundKeys round_keys(const StreamKey& key) {
+  return StreamRoundKeys{philox_keys(key.k0, key.k1), key.purpose};
+}
+
+FI_HD Words4 stream_block(const StreamRoundKeys& keys, std::uint64_t block) {
+  return philox4x32_10(static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                       keys.purpose, 0u, keys.philox);
+}
+
 template <class T, int K>
 struct Values {
   T v[K];
@@ -67,7 +82,12 @@ struct UniformOp {
   T hi = std::numeric_limits<T>::infinity();
   static constexpr int kPerBlock = Family<T>::kPerBlock;
 
-  FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const;
+  // The draws madd(k, step, start) for the block's cell indices k, in [0, kMaxCell]: monotone
+  // in k, so when the two extreme cells round into [lo, hi] every draw does and the clamp of
+  // finish changes nothing (the CUDA launcher checks that and then skips it).
+  static constexpr T kMaxCell = Family<T>::kPerBlock == 4 ? T(16777215) : T(4503599627370495.0);
+  FI_HD Values<T, Family<T>::kPerBlock> draws(Words4 r) const;
+  FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const { return draws(r); }
   template <class Out>
   FI_HD Out finish(T v) const {
     return round_and_clamp<Out>(v, lo, hi);
@@ -75,14 +95,14 @@ struct UniformOp {
 };
 
 template <>
-FI_HD Values<float, 4> UniformOp<float>::block(Words4 r) const {
+FI_HD Values<float, 4> UniformOp<float>::draws(Words4 r) const {
   Values<float, 4> out;
   FI_UNROLL
   for (int k = 0; k < 4; ++k) out.v[k] = madd(static_cast<float>(static_cast<std::int32_t>(r.w[k] >> 8)), step, start);
   return out;
 }
 template <>
-FI_HD Values<double, 2> UniformOp<double>::block(Words4 r) const {
+FI_HD Values<double, 2> UniformOp<double>::draws(Words4 r) const {
   Values<double, 2> out;
   FI_UNROLL
   for (int j = 0; j < 2; ++j) out.v[j] = madd(u52_to_double(join_words(r, j) >> 12), step, start);

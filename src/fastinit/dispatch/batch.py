@@ -105,8 +105,9 @@ class FillBatch:
             torch = torch_module()
             batches, self._cuda = self._cuda, {}
             for index, requests in batches.items():
-                stream = torch.cuda.current_stream(index).cuda_stream
-                core.fill_cuda_many(*requests.arrays(), index, stream)
+                with torch.cuda.device(index):  # the core never makes a context of its own
+                    stream = torch.cuda.current_stream(index).cuda_stream
+                    core.fill_cuda_many(*requests.arrays(), index, stream)
                 requests.bump_versions()
         self.pending = 0
 
@@ -129,8 +130,10 @@ class PreparedWrites:
         if self._cuda_index is None:
             core.fill_many(*arrays)
         else:
-            stream = torch_module().cuda.current_stream(self._cuda_index).cuda_stream
-            core.fill_cuda_many(*arrays, self._cuda_index, stream)
+            torch = torch_module()
+            with torch.cuda.device(self._cuda_index):  # the core never makes a context of its own
+                stream = torch.cuda.current_stream(self._cuda_index).cuda_stream
+                core.fill_cuda_many(*arrays, self._cuda_index, stream)
         _bump_versions([t for t in tensors if t is not None])
 
 

@@ -190,7 +190,8 @@ def _tensor_of_values(torch: Any, values: np.ndarray, fmt: FloatFormat) -> Any:
     if fmt.name == "bfloat16":
         bits = float32_to_bf16_bits(values).view(np.int16).reshape(values.shape)
         return torch.from_numpy(bits).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(values)).to(getattr(torch, fmt.name))
+    # (ascontiguousarray makes a 0-d array 1-d: the reshape keeps the shape)
+    return torch.from_numpy(np.ascontiguousarray(values).reshape(values.shape)).to(getattr(torch, fmt.name))
 
 
 def write_constant(target: Target, value: float) -> None:

@@ -134,6 +134,12 @@ def _key_from_torch_generator(gen: Any) -> int:
             words = _key_word_buffer(torch).random_(0, 1 << 32, generator=gen).tolist()
         return (words[0] | (words[1] << 32)) & _MASK64
     # Philox-based device generators: consume 4 offsets of their stream, host side only.
+    torch = _torch()
+    if gen.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(
+            "fastinit: a torch CUDA generator cannot give a key inside CUDA graph capture (torch "
+            "refuses get_offset/set_offset there, and a key drawn at capture would be replayed "
+            "unchanged); pass an int or a fastinit.Generator: its key is then fixed in the graph")
     seed, offset = gen.initial_seed(), gen.get_offset()
     gen.set_offset(offset + 4)
     return splitmix64((splitmix64(seed) ^ offset) + _GOLDEN)
