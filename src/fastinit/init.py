@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .dispatch.arguments import constant_value, float_arg, handle_torch_function, has_torch_function
+from .dispatch.arguments import (constant_value, float_arg, handle_torch_function, has_torch_function,
+                                 scalar_arg)
 from .dispatch.fill import PURPOSE_AUX, random_fill, write_values
 from .dispatch.sharding import fill_whole_dtensor
 from .dispatch.target import as_target, is_tensor, torch_module
@@ -74,9 +75,12 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
     """
     if has_torch_function(tensor):
         return handle_torch_function(uniform_, tensor, a=a, b=b, generator=generator)
+    if type(a) is not float or type(b) is not float:  # torch parses them before its kernel runs
+        a = float_arg("uniform_", "from", 1, a)
+        b = float_arg("uniform_", "to", 2, b)
     target = as_target(tensor, "uniform_")
     fmt = target.fmt
-    if not (type(a) is float and type(b) is float and -fmt.max_finite <= a <= b <= fmt.max_finite):
+    if not -fmt.max_finite <= a <= b <= fmt.max_finite:
         a = _check_bound("uniform_", "from", a, fmt, 1)
         b = _check_bound("uniform_", "to", b, fmt, 2)
         _check_uniform_range(a, b)
@@ -106,10 +110,12 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     """
     if has_torch_function(tensor):
         return handle_torch_function(normal_, tensor, mean=mean, std=std, generator=generator)
+    if type(mean) is not float or type(std) is not float:  # torch parses them first
+        mean = float_arg("normal_", "mean", 1, mean)
+        std = float_arg("normal_", "std", 2, std)
     target = as_target(tensor, "normal_")
-    # floats, finite (x - x is 0 only then), std >= 0: checked in one line on the common path
-    if not (type(mean) is float and type(std) is float and mean - mean == 0.0 and std >= 0.0
-            and std - std == 0.0):
+    # finite (x - x is 0 only then), std >= 0: checked in one line on the common path
+    if not (mean - mean == 0.0 and std >= 0.0 and std - std == 0.0):
         mean = _check_real("normal_", "mean", mean, 1)
         std = _check_real("normal_", "std", std, 2)
         _check_normal_args(mean, std)
@@ -143,13 +149,20 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     >>> w = torch.empty(768, 3072, dtype=torch.bfloat16)
     >>> fastinit.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)
     """
-    target = as_target(tensor, "trunc_normal_")
+    # torch's order: its arithmetic on the four (TypeError), then std as a divisor
+    # (ZeroDivisionError), then its Scalar ops on mean and std (OverflowError for huge ints)
+    raw_mean, raw_std = mean, std
+    mean, std, a, b = (float_arg("trunc_normal_", name, i, v)
+                       for i, (name, v) in enumerate((("mean", mean), ("std", std), ("a", a), ("b", b)), 1))
+    if std == 0.0:
+        raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
+    scalar_arg(raw_mean)
+    scalar_arg(raw_std)
     mean = _check_real("trunc_normal_", "mean", mean)
     std = _check_real("trunc_normal_", "std", std)
     a = _check_real("trunc_normal_", "a", a)
     b = _check_real("trunc_normal_", "b", b)
-    if std == 0.0:
-        raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
+    target = as_target(tensor, "trunc_normal_")
     if std < 0.0 or not math.isfinite(std) or not math.isfinite(mean):
         raise RuntimeError(
             f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
@@ -368,8 +381,10 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
         return tensor
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if 0 in tensor.shape or (is_tensor(tensor) and tensor.is_meta):
+        return tensor  # a no-op before any other check, as in torch
     target = as_target(tensor, "orthogonal_")
-    gain = _check_real("orthogonal_", "gain", gain)
+    gain = _check_real("orthogonal_", "gain", scalar_arg(gain))  # torch's mul_(gain): a Scalar
     if target.skip:
         return tensor
     rows = int(tensor.shape[0])

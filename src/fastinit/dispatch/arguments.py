@@ -63,13 +63,19 @@ def finite(fn: str, name: str, value: Any) -> float:
     return value
 
 
+def scalar_arg(value: Any) -> Any:
+    """A value torch hands to a Scalar parameter (``mul_(gain)``): an int beyond int64 is an
+    OverflowError there, as here; anything else is returned for the caller's checks."""
+    if type(value) is int and not -(1 << 63) <= value < (1 << 63):
+        raise OverflowError("int too big to convert")
+    return value
+
+
 def constant_value(value: Any) -> Any:
     """torch's ``fill_`` value checks, for a NumPy destination: a number (bool, int, float,
     NumPy or 0-d tensor scalar); an int beyond int64 is an OverflowError as in torch."""
     if type(value) is int:
-        if not -(1 << 63) <= value < (1 << 63):
-            raise OverflowError("int too big to convert")
-        return value
+        return scalar_arg(value)
     if isinstance(value, (int, float, np.bool_, np.integer, np.floating)):
         return value
     torch = sys.modules.get("torch")
