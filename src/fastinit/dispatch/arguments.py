@@ -43,15 +43,14 @@ def float_arg(fn: str, name: str, position: int, value: Any) -> float:
 
 
 def real(fn: str, name: str, value: Any) -> float:
-    """A real number (Python or NumPy scalar, 0-d tensor), NaN refused with torch's
+    """A real number as torch's parser takes one (float_arg), NaN refused with torch's
     RuntimeError; anything else a TypeError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        torch = sys.modules.get("torch")
-        if not (torch is not None and isinstance(value, torch.Tensor) and value.dim() == 0
-                and not value.is_complex()):
-            raise TypeError(f"{fn}: {name} must be a real number, got {_type_name(value)}")
-    value = float(value)
-    if math.isnan(value):
+    if type(value) is not float:
+        try:
+            value = float_arg(fn, name, 0, value)
+        except TypeError:
+            raise TypeError(f"{fn}: {name} must be a real number, got {_type_name(value)}") from None
+    if value != value:
         raise RuntimeError(f"{fn} expects {name} to be a number, but found {name}=nan")
     return value
 
