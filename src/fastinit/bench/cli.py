@@ -18,7 +18,7 @@ from ..info import info
 from .cpu import FLOAT64_CASES, bench_cpu_init, bench_cpu_small
 from .timing import Row, format_table, machine_description, now_utc
 
-OPTIONAL_SECTIONS = ("cuda", "stats", "model")
+OPTIONAL_SECTIONS = ("busy", "cuda", "stats", "model")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sections", default="all",
-                        help="comma list: cpu, cuda, stats, model (default all available)")
+                        help="comma list: cpu, busy, cuda, stats, model (default all available)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
     args = parser.parse_args(argv)
     shape = (512, 512) if args.quick else (4096, 4096)
