@@ -228,8 +228,8 @@ void stats_pass(const StatsBuffer<StatsJob>& jobs, std::int64_t total_items, int
                 StatsBuffer<std::uint64_t>& hist) {
   const int copies = bins <= kStatsMaxLaneHistBins ? kStatsLanes : 1;
   int threads = control.threads > 0 ? control.threads : pool::default_threads();
-  // each thread at least two items (128 Ki elements): waking a worker costs more below that
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, total_items / 2)));
+  // each thread at least 8 items (512 Ki elements), as the fills (kParallelGrain)
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, total_items / 8)));
   for (std::int64_t first = 0; first < total_items; first += kStatsInterruptItems) {
     if (first > 0 && control.interrupted != nullptr && control.interrupted(control.ctx))
       throw Interrupted();

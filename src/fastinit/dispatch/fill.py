@@ -142,7 +142,7 @@ def cpu_threads(numel: int) -> int:
 
 # Below twice the core's parallel grain (kParallelGrain, csrc/cpu/fill_cpu_impl.h) a call runs
 # on one thread whatever it is given.
-_PARALLEL_ELEMENTS = 1 << 18
+_PARALLEL_ELEMENTS = 1 << 20
 
 
 def numpy_values(target: Target, call: OpCall, key: int, purpose: int,
