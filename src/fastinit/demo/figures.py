@@ -67,9 +67,11 @@ def _legend(fig: Any, inits: Sequence[str], extra: bool = True) -> None:
     if extra:
         handles += [Line2D([0], [0], ls="", marker="v", color="0.3"),
                     Line2D([0], [0], ls="", marker="v", mfc="white", mec="0.3"),
+                    Line2D([0], [0], ls="", marker="^", mfc="white", mec="0.3"),
                     Line2D([0], [0], ls="", marker="^", color="0.3"),
                     Patch(color="#e3f2e1")]
-        labels += ["exactly 0", "below the axis", "NaN / Inf", "healthy band"]
+        labels += ["exactly 0", "below the axis", "above the axis", "NaN / Inf",
+                   "healthy band"]
     fig.legend(handles, labels, loc="upper right", fontsize=9, title="init",
                bbox_to_anchor=(0.995, 0.97))
 
@@ -116,6 +118,9 @@ def profiles(results: Sequence[Result], path: str, kind: str) -> str:
                       default=0.0)
             if big > 10:  # an exploding net: symmetric log, so the others stay visible
                 ax.set_yscale("symlog", linthresh=0.1)
+                top = int(math.ceil(math.log10(big)))
+                step = max(1, int(math.ceil(top / 5)))
+                ax.set_yticks([0.0] + [10.0 ** k for k in range(0, top + 1, step)])
             ax.set_title(f"depth {depth}, {act}: mean of the activations", fontsize=9)
             ax.set_ylabel("mean" + (" (symlog)" if big > 10 else ""))
             layer_ticks(ax, 0, depth)
@@ -146,7 +151,9 @@ def profiles(results: Sequence[Result], path: str, kind: str) -> str:
         else:
             ax = axes[row][1]
             raw = {r.init: r.grad_std for r in group}
-            log_curves(ax, x, raw, colors, styles=INIT_STYLES, markers=depth <= 12)
+            starts = [g[-1] for g in raw.values() if g and math.isfinite(g[-1]) and g[-1] > 0]
+            log_curves(ax, x, raw, colors, styles=INIT_STYLES, markers=depth <= 12,
+                       center=float(np.median(starts)) if starts else None)
             ax.set_title(f"depth {depth}, {act}: gradient std dL/dh", fontsize=9)
             ax.set_ylabel("std (log)")
             layer_ticks(ax, 1, depth)

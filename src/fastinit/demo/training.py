@@ -116,14 +116,11 @@ def train_side_by_side(group: Sequence[Result], models: Sequence[Any], data: Dat
         w = watch(stack, modules=["taps.*.*"], weights=False, gradients=False,
                   every=max(1, watch_every), bins=bins, act_range=act_range, history=None)
     # On the CPU these matrices are small: one thread is as fast as several and immune to
-    # spinning OpenMP threads on a busy machine; denormals (the vanished nets' 1e-40s) are
-    # flushed to zero, as GPUs do, instead of taking the slow path.
+    # spinning OpenMP threads on a busy machine (denormals are flushed by the caller, cli.main).
     cpu = data.x_train.device.type == "cpu"
     threads = torch.get_num_threads()
-    flushed = False
     if cpu:
         torch.set_num_threads(1)
-        flushed = torch.set_flush_denormal(True)
 
     def accuracy(x: Any, y: Any) -> Any:
         stack.tapping = False
@@ -157,8 +154,6 @@ def train_side_by_side(group: Sequence[Result], models: Sequence[Any], data: Dat
             w.remove()
         if cpu:
             torch.set_num_threads(threads)
-            if flushed:
-                torch.set_flush_denormal(False)
     losses_host = losses.cpu().numpy()
     curve_host = torch.stack(curve).cpu().numpy() if curve else None
     train_host = train_acc.cpu().numpy()

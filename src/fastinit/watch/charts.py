@@ -63,32 +63,39 @@ def color_map(labels: Sequence[str], colors: Optional[Mapping[str, str]]) -> Dic
 
 
 def log_range(values: Sequence[Sequence[float]], band: Optional[Tuple[float, float]] = None,
-              decades: int = DECADES) -> Tuple[float, float]:
-    """(lo, hi) of a log axis for these curves: from the largest finite value down to the
-    smallest positive one, but at most ``decades`` decades; the band, when given, is inside."""
+              decades: int = DECADES, center: Optional[float] = None) -> Tuple[float, float]:
+    """(lo, hi) of a log axis for these curves: their positive finite values, but at most
+    ``decades`` decades in all, placed around ``center``, else the band when given (so a healthy
+    curve is never pushed off the axis by an exploding or a vanishing one), else the median
+    value; values outside are marked on the edges by :func:`log_curves`."""
     flat = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in values]
                           or [np.zeros(0)])
     pos = flat[np.isfinite(flat) & (flat > 0)]
     if pos.size == 0:
-        lo, hi = 1e-3, 1e1
-    else:
-        lo, hi = float(pos.min()), float(pos.max())
+        lo, hi = (band if band is not None else (1e-3, 1e1))
+        return lo / 3.0, hi * 3.0
+    lo, hi = float(pos.min()) / 3.0, float(pos.max()) * 3.0
     if band is not None:
-        lo, hi = min(lo, band[0]), max(hi, band[1])
-    hi *= 3.0
-    lo = max(lo / 3.0, hi * 10.0 ** -decades)
+        lo, hi = min(lo, band[0] / 1.5), max(hi, band[1] * 1.5)
+    if center is None or not (center > 0 and math.isfinite(center)):
+        center = (math.sqrt(band[0] * band[1]) if band is not None
+                  else float(np.exp(np.median(np.log(pos)))))
+    if math.log10(hi / lo) > decades:
+        up = decades * 0.4   # more room below (vanishing shows as a slope) than above
+        lo = max(lo, center * 10.0 ** -(decades - up))
+        hi = min(hi, center * 10.0 ** up)
     return lo, hi
 
 
 def log_curves(ax: Any, x: np.ndarray, curves: Mapping[str, Sequence[float]],
                colors: Mapping[str, str], *, styles: Optional[Mapping[str, str]] = None,
                band: Optional[Tuple[float, float]] = None, ylim: Optional[Tuple[float, float]] = None,
-               markers: bool = True) -> Tuple[float, float]:
+               markers: bool = True, center: Optional[float] = None) -> Tuple[float, float]:
     """Draw curves on a log y axis clipped to ``ylim`` (default :func:`log_range`): values below
-    it sit on the bottom edge as triangles (filled: exactly 0; open: positive but below the
-    axis), NaN/Inf as triangles on the top edge. ``band`` shades a healthy range. Returns the
-    (lo, hi) used."""
-    lo, hi = ylim or log_range(list(curves.values()), band)
+    it sit on the bottom edge as ▼ (filled: exactly 0; open: positive but below the axis),
+    values above it on the top edge as an open ▲, NaN/Inf as a filled ▲. ``band`` shades a
+    healthy range. Returns the (lo, hi) used."""
+    lo, hi = ylim or log_range(list(curves.values()), band, center=center)
     ax.set_yscale("log")
     ax.set_ylim(lo, hi)
     if band is not None:
@@ -98,21 +105,19 @@ def log_curves(ax: Any, x: np.ndarray, curves: Mapping[str, Sequence[float]],
         v = np.asarray(values, dtype=np.float64)
         xs = x[:len(v)]
         ls = (styles or {}).get(label, "-")
-        shown = np.where(np.isfinite(v) & (v >= lo), v, np.nan)
+        shown = np.where(np.isfinite(v) & (v >= lo) & (v <= hi), v, np.nan)
         ax.plot(xs, shown, ls, lw=1.6, color=colors[label], zorder=3 if ls != "-" else 2,
                 marker="o" if markers and len(v) <= 12 else None, ms=3)
         zero = v == 0
         under = np.isfinite(v) & (v > 0) & (v < lo)
+        over = np.isfinite(v) & (v > hi)
         bad = ~np.isfinite(v)
-        if zero.any():
-            ax.plot(xs[zero], np.full(zero.sum(), floor), "v", color=colors[label], ms=4,
-                    zorder=4, clip_on=False)
-        if under.any():
-            ax.plot(xs[under], np.full(under.sum(), floor), "v", mfc="white",
-                    mec=colors[label], ms=4, zorder=4, clip_on=False)
-        if bad.any():
-            ax.plot(xs[bad], np.full(bad.sum(), ceil), "^", color=colors[label], ms=5,
-                    zorder=4, clip_on=False)
+        for mask, y, marker, hollow in ((zero, floor, "v", False), (under, floor, "v", True),
+                                        (over, ceil, "^", True), (bad, ceil, "^", False)):
+            if mask.any():
+                ax.plot(xs[mask], np.full(mask.sum(), y), marker, ls="", ms=4.5, zorder=4,
+                        clip_on=False, color=colors[label],
+                        **({"mfc": "white", "mec": colors[label]} if hollow else {}))
     return lo, hi
 
 
@@ -251,8 +256,10 @@ def plot_profiles(panels: Mapping[Tuple[str, str], Mapping[str, Sequence[float]]
     if log:
         from matplotlib.lines import Line2D
         handles += [Line2D([0], [0], ls="", marker="v", color="0.3"),
-                    Line2D([0], [0], ls="", marker="v", mfc="white", mec="0.3")]
-        legend_labels += ["exactly 0", "below the axis"]
+                    Line2D([0], [0], ls="", marker="v", mfc="white", mec="0.3"),
+                    Line2D([0], [0], ls="", marker="^", mfc="white", mec="0.3"),
+                    Line2D([0], [0], ls="", marker="^", color="0.3")]
+        legend_labels += ["exactly 0", "below the axis", "above the axis", "NaN / Inf"]
         if band is not None:
             from matplotlib.patches import Patch
             handles.append(Patch(color=BAND_COLOR))

@@ -106,7 +106,7 @@ def plot_watch(w: Any, path: str, *, step: Any = None, layers: Any = None,
                 ax.lines[-1 - _marker_lines(ax, x[idx], curves[t], ylim)].set(lw=0.7, alpha=0.6)
             for t, idx in have.items():  # markers per type, on top of the lines
                 v = curves[t]
-                ok = np.isfinite(v) & (v >= ylim[0])
+                ok = np.isfinite(v) & (v >= ylim[0]) & (v <= ylim[1])
                 ax.plot(x[idx][ok], v[ok], ls="", marker=_MARKERS[list(groups).index(t) % 8],
                         ms=3.5, color=colors[t], label=t, zorder=5)
             v = verdicts.get(kind)
@@ -159,16 +159,17 @@ def plot_watch(w: Any, path: str, *, step: Any = None, layers: Any = None,
 
 
 _KEY = ("std panels (log scale): ▼ on the bottom edge = exactly 0 (filled) or below the axis "
-        "(open);\n▲ on the top edge = NaN/Inf; shaded = the verdict's healthy band (within 100x "
-        "of its reference);\nsquares along the top = each layer's verdict: green healthy, "
-        "blue vanishing,\nred exploding, orange saturated, black dead")
+        "(open);\n▲ on the top edge = NaN/Inf (filled) or above the axis (open); shaded = the "
+        "verdict's healthy band\n(within 100x of its reference); squares along the top = each layer's verdict: green healthy, "
+        "blue vanishing, red exploding,\norange saturated, black dead")
 
 
 def _marker_lines(ax: Any, x: np.ndarray, v: np.ndarray, ylim: tuple) -> int:
     """How many marker-only lines :func:`log_curves` drew after a curve's own line."""
     v = np.asarray(v, dtype=np.float64)
     fin = np.isfinite(v)
-    return int((v == 0).any()) + int((fin & (v > 0) & (v < ylim[0])).any()) + int((~fin).any())
+    return (int((v == 0).any()) + int((fin & (v > 0) & (v < ylim[0])).any())
+            + int((fin & (v > ylim[1])).any()) + int((~fin).any()))
 
 
 def _reference(v: Any, names: set) -> float:
