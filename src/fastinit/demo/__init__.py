@@ -22,9 +22,9 @@ Files written to ``--out`` (default ``./fastinit-demo``): ``activations.png``,
 ``gradients.png``, ``histograms.png``, ``training.png``, ``training_histograms.png``,
 ``stats.csv`` (per layer), ``training.csv`` (per step), ``summary.json``.
 
-    python -m fastinit demo                      # about 1.5 minutes on 2 CPU cores
+    python -m fastinit demo                      # about 1.5 minutes on 2 idle CPU cores
     python -m fastinit demo --device cuda --out runs/demo
-    python -m fastinit demo --quick              # a small configuration: about 10 s
+    python -m fastinit demo --quick              # a small configuration: about 15 s
 
 Needs torch, scikit-learn (the dataset) and matplotlib (the plots; ``--no-plots`` skips them).
 

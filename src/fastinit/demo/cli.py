@@ -17,6 +17,7 @@ from .experiment import (
     TRAINED_ACCURACY,
     Result,
     Settings,
+    _without_zeros,
     build_mlp,
     critical_gain,
     load_data,
@@ -35,21 +36,22 @@ RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": None}
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m fastinit demo", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m fastinit demo",
         description="Why initialization matters: deep MLPs (10 and 50 hidden layers; tanh, ReLU, "
                     "sigmoid) initialized seven ways (N(0, 0.01²), N(0, 1), LeCun, Xavier, "
                     "Kaiming, fastinit.critical_gain, fastinit.lsuv_): per-layer statistics at "
                     "init with verdicts, then training on scikit-learn's digits, with lessons "
                     "written from the run's numbers.",
-        epilog="Run time on 2 CPU cores: about 1.5 minutes (--quick: about 10 s). Progress goes to "
-               "stderr, the report to stdout. Needs torch, scikit-learn and matplotlib.")
+        epilog="Run time on 2 idle CPU cores: about 1.5 minutes (--quick: about 15 s); about twice "
+               "that when the cores are shared. Progress goes to stderr, the report to stdout. "
+               "Needs torch, scikit-learn and matplotlib.")
     p.add_argument("--out", default=None, help=f"folder for the PNG plots and CSV/JSON files "
                    f"(default ./{DEFAULT_OUT}, created in the current directory)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
     p.add_argument("--steps", type=int, default=None, help="training steps per model "
                    "(default 1000; --quick 150; 0 skips training)")
     p.add_argument("--quick", action="store_true", help="a small configuration (depths 4 and 8, "
-                   "width 32, 150 steps): about 10 s")
+                   "width 32, 150 steps): about 15 s")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the "
                    "batches (default 0)")
     p.add_argument("--width", type=int, default=None, help="hidden width (default 64; --quick 32)")
@@ -275,11 +277,15 @@ def _train(results: List[Result], models: Dict[Any, Any], data: Any, s: Settings
                                    bins=40, act_range=RANGES.get(activation))
             if w is not None:
                 steps = w.steps
-                per_step = [w.histograms("activations", step=st) for st in steps]
+                per_step = [(w.histograms("activations", step=st),
+                             w.records("activations", step=st)) for st in steps]
                 for g in taps:
-                    hists = {layer: [h.get(f"taps.{g}.{layer - 1}") for h in per_step]
-                             for layer in layers}
-                    rows.append((f"{activation}, {group[g].init}", hists,
+                    hists = {layer: [_without_zeros(h.get(f"taps.{g}.{layer - 1}"),
+                                                    rec[f"taps.{g}.{layer - 1}"].zeros)
+                                     for h, rec in per_step] for layer in layers}
+                    zeros = activation == "relu"
+                    rows.append((f"{activation}, {group[g].init}"
+                                 + (" (exact zeros left out)" if zeros else ""), hists,
                                  RANGES.get(activation)))
     if not rows:
         return None

@@ -12,6 +12,7 @@ import numpy as np
 from ..watch.charts import (
     figure,
     heatmap,
+    heatmap_grid,
     layer_ticks,
     log_curves,
     plot_curves,
@@ -214,7 +215,8 @@ def training(results: Sequence[Result], s: Settings, path: str) -> str:
             panels.setdefault((acc_row, r.activation), {})[r.init] = r.test_curve
             x[acc_row] = np.asarray(r.eval_steps)
             notes.setdefault((acc_row, r.activation), {})[r.init] = (
-                f"{100 * r.test_accuracy:.0f}%" if math.isfinite(r.test_accuracy) else r.outcome)
+                f"{100 * r.test_accuracy:.0f}%" if math.isfinite(r.test_accuracy)
+                and r.outcome != "diverged" else r.outcome)
     rows = [k for d in depths for k in (f"depth {d} (lr {s.lr_for(d):g}): loss",
                                          f"depth {d}: test accuracy")]
     ordered = {(rw, a): panels[(rw, a)] for rw in rows for a in s.activations
@@ -251,16 +253,19 @@ def colorful(data: Dict[str, Any], path: str) -> str:
     axes = fig.subplots(len(rows), len(layers), squeeze=False)
     img = None
     dx = float(steps[1] - steps[0]) if len(steps) > 1 else 1.0
+    top = max((float(np.nanmax(m)) for _, hists, span in rows for layer in layers
+               for m in [heatmap_grid(hists[layer], 60, span)[0]] if np.isfinite(m).any()),
+              default=1.0)
     for i, (label, hists, span) in enumerate(rows):
         for j, layer in enumerate(layers):
             ax = axes[i][j]
             img = heatmap(fig, ax, hists[layer], x0=float(steps[0]), dx=dx, rows=60, span=span,
-                          colorbar=False, title=f"{label}: layer {layer}",
+                          colorbar=False, title=f"{label}: layer {layer}", vmin=top * 1e-3, vmax=top,
                           ylabel="activation" if j == 0 else "",
                           xlabel="step" if i == len(rows) - 1 else "")
     fig.suptitle("Activations over training (fastai's colorful dimension, from fastinit.watch): "
                  "each column the histogram of one recorded step;\ncolour: share of the "
-                 "layer's values at that step (log)", fontsize=10.5, x=0.02, ha="left")
+                 "layer's values at that step (log, one scale for every panel)", fontsize=10.5, x=0.02, ha="left")
     if img is not None:
         cax = fig.add_axes((1 - 0.75 / width, 0.6 / height, 0.15 / width,
                             1 - 1.6 / height))

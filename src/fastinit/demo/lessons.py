@@ -232,10 +232,17 @@ def lessons(results: Sequence[Result], s: Settings, trained: bool) -> List[Lesso
                 rs = sorted([r for r in sig if r.depth == d], key=lambda r: -r.test_accuracy)
                 top = [r for r in rs if r.outcome in ("trained", "learning")]
                 ev[f"sigmoid_{d}"] = [(r.init, r.test_accuracy) for r in rs]
+                others = [r for r in rs if r not in top[:3]]
                 if top:
-                    text += (f" Sigmoid at depth {d}: best " + ", ".join(
-                        f"{r.init} {_acc(r)}" for r in top[:3]) + "; "
-                        + ("every other init is stuck." if len(top) < len(rs) else "")).rstrip("; ")
+                    text += f" Sigmoid at depth {d}: best " + ", ".join(
+                        f"{r.init} {_acc(r)}" for r in top[:3])
+                    if others and all(r.outcome == "stuck" for r in others):
+                        text += "; every other init is stuck."
+                    elif others:
+                        text += "; the others: " + ", ".join(
+                            f"{r.init} {r.outcome}" for r in others) + "."
+                    else:
+                        text += "."
                 else:
                     text += f" Sigmoid at depth {d}: no init trains it in {s.steps} steps."
         out.append(Lesson(text.replace(". ;", ";"), ev))

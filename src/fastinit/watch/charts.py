@@ -192,18 +192,21 @@ def heatmap_grid(hists: Sequence[Optional[Hist]], rows: int = 100,
 
 def heatmap(fig: Any, ax: Any, hists: Sequence[Optional[Hist]], *, title: str, ylabel: str,
             x0: int = 1, rows: int = 100, span: Optional[Tuple[float, float]] = None,
-            colorbar: bool = True, xlabel: str = "layer", cax: Any = None, dx: float = 1.0) -> Any:
+            colorbar: bool = True, xlabel: str = "layer", cax: Any = None, dx: float = 1.0,
+            vmin: Optional[float] = None, vmax: Optional[float] = None) -> Any:
     """One heatmap: column j is histogram j (at x = ``x0 + j * dx``: a layer, or a step),
-    normalised, log colour scale; empty cells grey."""
+    normalised, log colour scale (``vmin``/``vmax``: fixed, for panels that share a colour
+    bar; default: from the data); empty cells grey."""
     from matplotlib.colors import LogNorm
     m, lo, hi = heatmap_grid(hists, rows, span)
     shown = np.where(m > 0, m, np.nan)
     finite = shown[np.isfinite(shown)]
-    vmax = float(finite.max()) if finite.size else 1.0
+    top = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
+    bottom = vmin if vmin is not None else max(top * 1e-4, 1e-12)
     n = len(hists)
     img = ax.imshow(shown, origin="lower", aspect="auto", interpolation="nearest",
                     extent=(x0 - 0.5 * dx, x0 + (n - 0.5) * dx, lo, hi), cmap="viridis",
-                    norm=LogNorm(vmin=max(vmax * 1e-4, 1e-12), vmax=vmax))
+                    norm=LogNorm(vmin=bottom, vmax=top))
     ax.set_facecolor("#f2f2f2")
     ax.set_title(title, fontsize=9.5)
     ax.set_ylabel(ylabel)
