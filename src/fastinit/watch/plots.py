@@ -76,7 +76,7 @@ def plot_watch(w: Any, path: str, *, step: Any = None, layers: Any = None,
     heights = [2.3 if p[1] != "hist" else 2.9 for p in panels]
     gaps = [label_room + 0.55 if i == last_of_kind[p[0]] else 0.55
             for i, p in enumerate(panels)]
-    top = 1.6
+    top = 1.75
     total = top + sum(heights) + sum(gaps)
     fig = figure(width, total)
     left, right = 0.9 / width, 1 - (1.3 if with_hist else 0.35) / width
@@ -154,14 +154,16 @@ def plot_watch(w: Any, path: str, *, step: Any = None, layers: Any = None,
     fig.suptitle(title or f"fastinit.watch: step {step}, {n} "
                  f"{'weight layers' if layers is None else 'selected layers'} in forward order",
                  fontsize=12, y=1 - 0.2 / total, va="top")
-    fig.text(left, 1 - 0.55 / total, _KEY, ha="left", va="top", fontsize=7.5, color="0.25")
+    fig.text(left, 1 - 0.5 / total, _KEY, ha="left", va="top", fontsize=7.5, color="0.25",
+             linespacing=1.3)
     return save(fig, path)
 
 
-_KEY = ("std panels (log scale): ▼ on the bottom edge = exactly 0 (filled) or below the axis "
-        "(open);\n▲ on the top edge = NaN/Inf (filled) or above the axis (open); shaded = the "
-        "verdict's healthy band\n(within 100x of its reference); squares along the top = each layer's verdict: green healthy, "
-        "blue vanishing, red exploding,\norange saturated, black dead")
+_KEY = ("std panels, log scale: ▼ on the bottom edge = exactly 0 (filled) or below the axis "
+        "(open);\n▲ on the top edge = NaN/Inf (filled) or above the axis (open);\nshaded = the "
+        "verdict's healthy band (within 100x of its reference layer's std);\nsquares along the "
+        "top = each layer's verdict: green healthy, blue vanishing,\nred exploding, orange "
+        "saturated, black dead")
 
 
 def _marker_lines(ax: Any, x: np.ndarray, v: np.ndarray, ylim: tuple) -> int:

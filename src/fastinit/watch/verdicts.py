@@ -103,7 +103,7 @@ class Verdict:
                     f"{self.layers} layers)")
         if self.label in ("dead", "saturated"):
             return f"{self.label} ({self.counts.get(self.label, 0)} of {self.layers} layers)"
-        return f"healthy (x{self.ratio:.2g} over {self.layers} layers)"
+        return f"healthy (last/first x{self.ratio:.2g}; {self.layers} layers judged)"
 
 
 def judge_layer(name: str, std: float, reference: float, *, zeros: float = math.nan,
