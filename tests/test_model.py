@@ -337,12 +337,33 @@ def test_unknown_modules_fall_back_to_their_reset():
 
 
 def test_parametrized_module_falls_back():
+    """Its own reset_parameters() runs (the bias is re-drawn); it writes the computed weight,
+    not the parametrization's originals, which are therefore reported (never silently kept)."""
     lin = nn.Linear(6, 3000)
     torch.nn.utils.parametrizations.weight_norm(lin)
     with torch.no_grad():
         lin.bias.fill_(float("nan"))
-    fastinit.reset_parameters(lin)  # its own reset_parameters: no error, bias re-drawn
+    originals = [p.detach().clone() for p in lin.parametrizations.weight.parameters()]
+    with pytest.warns(fastinit.UninitializedTensorsWarning,
+                      match=r"parametrizations\.weight\.original0.*original1"):
+        fastinit.reset_parameters(lin, missing="warn")
     check_uniform(lin.bias, 1 / math.sqrt(6), "bias")
+    for before, after in zip(originals, lin.parametrizations.weight.parameters()):
+        assert torch.equal(before, after)
+
+
+def test_parametrized_module_reported_by_default_and_nothing_written():
+    lin = nn.Linear(6, 30)
+    torch.nn.utils.parametrizations.weight_norm(lin)
+    before = _state(lin)
+    cpu_state = torch.random.get_rng_state()
+    with pytest.raises(fastinit.UninitializedTensorsError) as info:
+        fastinit.reset_parameters(lin)
+    assert info.value.names == ["parametrizations.weight.original0 (ParametrizationList)",
+                                "parametrizations.weight.original1 (ParametrizationList)"]
+    after = _state(lin)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(torch.random.get_rng_state(), cpu_state)
 
 
 def test_reset_rejects_non_module():
