@@ -1,0 +1,153 @@
+"""fastinit.materialize: a model built on the meta device, allocated and initialized, every
+tensor written or named."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from ..dispatch.sharding import is_dtensor, local_tensor
+from ..dispatch.target import torch_module
+from ..model.reset import reset_model
+from ..model.written import check_missing, model_tensors, report
+from ..stream.keys import Generator, GeneratorLike, next_key
+from .libraries import library_inits
+from .patching import Patch
+from .rebuild import rebuild
+
+SCHEMES = ("library", "torch")
+
+
+def _local(t: Any) -> Any:
+    return local_tensor(t) if is_dtensor(t) else t
+
+
+def _allocate(model: Any, device: Any) -> None:
+    torch = torch_module()
+    tensors = list(model.parameters()) + list(model.buffers())
+    on_meta = any(_local(t).is_meta for t in tensors)
+    if device is None:
+        if on_meta:
+            raise ValueError("fastinit.materialize: the model has tensors on the meta device; "
+                             "pass device= to allocate them")
+        return
+    want = torch.device(device)
+
+    def there(t: Any) -> bool:
+        d = _local(t).device
+        return d.type == want.type and (want.index is None or d.index == want.index)
+    if on_meta or not all(there(t) for t in tensors):
+        holders: dict = {}  # id(tensor) -> [(module's dict, name)]: tied tensors
+        for m in model.modules():
+            for table in (m._parameters, m._buffers):
+                for name, t in table.items():
+                    if t is not None:
+                        holders.setdefault(id(t), []).append((table, name))
+        model.to_empty(device=want)
+        for group in holders.values():  # to_empty gives each holder a tensor of its own
+            (table, name), rest = group[0], group[1:]
+            for other, other_name in rest:
+                other[other_name] = table[name]
+
+
+def _poison(tensors: list) -> dict:
+    """Fill tensors nobody has written yet with NaN (integers: their minimum), so a write that
+    comes later is seen even when it bypasses version counters (``.data``), and a tensor still
+    reported holds no stale memory. Returns {id: version after the poison} for the tensors
+    that cannot hold a mark (bool)."""
+    torch = torch_module()
+    versions = {}
+    with torch.no_grad():
+        for t in tensors:
+            local = _local(t)
+            if local.is_floating_point() or local.is_complex():
+                local.fill_(float("nan"))
+            elif local.dtype != torch.bool:
+                local.fill_(torch.iinfo(local.dtype).min)
+            versions[id(t)] = t._version
+    return versions
+
+
+def _still_marked(t: Any, versions: dict) -> bool:
+    torch = torch_module()
+    local = _local(t)
+    if local.is_floating_point() or local.is_complex():
+        return bool(torch.isnan(local).any())
+    if local.dtype != torch.bool:
+        return bool((local == torch.iinfo(local.dtype).min).any())
+    return t._version == versions.get(id(t))
+
+
+def materialize(model: Any, device: Any = None, *, scheme: str = "library",
+                generator: GeneratorLike = None, missing: str = "raise",
+                library_init: Optional[Callable[[Any], Any]] = None, recompute: bool = True,
+                progress: Optional[bool] = None) -> Any:
+    """Allocate a model built on the meta device on ``device`` and initialize every parameter
+    and buffer; returns the model.
+
+    >>> with torch.device("meta"):
+    ...     model = LlamaForCausalLM(config)
+    >>> torch.manual_seed(0)
+    >>> fastinit.materialize(model, device="cpu")      # what LlamaForCausalLM(config) gives
+
+    Allocation: tensors on the meta device (or, with ``device`` given, anywhere else) are
+    allocated with ``model.to_empty(device=device)``, and tensors shared by several modules
+    (tied embeddings) are tied again (``to_empty`` gives each module a tensor of its own); a
+    model already allocated (``to_empty`` done, also FSDP2-sharded) is initialized where it
+    is.
+
+    Initialization, in the order construction runs it, all under :func:`fastinit.patch`:
+
+    1. torch's per-module defaults: :func:`fastinit.reset_parameters` (known modules fused;
+       other modules' own ``reset_parameters()``);
+    2. ``scheme="library"`` (the default): the model library's own init -- ``library_init(model)``
+       when given, else what :mod:`fastinit.integrations.libraries` finds (transformers'
+       ``initialize_weights()``, timm's ``init_weights()``, a registered function, the root's
+       ``init_weights()``). ``scheme="torch"`` stops after step 1: torch's defaults;
+    3. ``recompute=True``: tensors still unwritten (non-persistent buffers, parameters made in
+       a constructor, modules without any init) are recomputed by constructing their module
+       again on the CPU (:mod:`fastinit.integrations.rebuild`).
+
+    Never garbage: tensors still unwritten then are filled with NaN (integers: their minimum)
+    and reported: ``missing="raise"`` (default) raises
+    :class:`fastinit.UninitializedTensorsError` naming them, ``"warn"`` warns, ``"ignore"``
+    returns. Writes are tracked, not assumed: what step 1 plans and what modules' own resets
+    wrote (compared bit for bit), and for steps 2 and 3 whether the NaN mark put on every
+    tensor not yet written is gone.
+
+    Keys: one 64-bit key is drawn from ``generator`` (None: torch's default generator, so
+    ``torch.manual_seed`` governs the result) and seeds a ``fastinit.Generator`` from which
+    step 1 and every routed init call of steps 2-3 draw in turn: the same seed gives the same
+    model on the CPU, on CUDA and sharded.
+    """
+    torch = torch_module()
+    who = "fastinit.materialize"
+    if torch is None or not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{who}: expected a torch.nn.Module, got {type(model).__name__}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"{who}: scheme must be one of {SCHEMES}, got {scheme!r}")
+    check_missing(missing, who)
+    inits = []
+    if scheme == "library":
+        inits = [("library_init", lambda: library_init(model))] if library_init is not None \
+            else library_inits(model)  # raises before anything is allocated for an unknown one
+    _allocate(model, device)
+    stream = Generator(next_key(generator))
+    reasons: dict = {}
+    with Patch(stream):
+        unwritten = reset_model(model, generator=stream, progress=progress, missing="ignore",
+                                who=who)
+        versions = _poison(unwritten)
+        for _, run in inits:
+            run()
+        if inits and unwritten:  # only tensors still in the model (a library may re-tie)
+            present = {id(t) for t in model_tensors(model.modules())}
+            unwritten = [t for t in unwritten
+                         if id(t) in present and _still_marked(t, versions)]
+        if unwritten and recompute:
+            unwritten, reasons = rebuild(model, unwritten, stream)
+    why = "".join(f" {name}: {reason}." for name, reason in reasons.items())
+    report(model, unwritten, missing, who,
+           "were left unwritten (they hold NaN, integers their minimum)",
+           f"No handler, own reset, library init or rebuild writes them.{why} Pass "
+           "library_init= (a function of the model) to initialize them, or missing='warn' to "
+           "go on.")
+    return model
