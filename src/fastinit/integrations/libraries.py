@@ -8,10 +8,12 @@ Found, outermost module first (a module inside one already found is left to it):
 - Hugging Face transformers: a ``PreTrainedModel`` runs ``initialize_weights()`` (its
   ``_init_weights`` on every submodule, nested models by their own), after the
   ``_is_hf_initialized`` flags are cleared, then ``tie_weights()``, as its ``init_weights()``;
-- timm: a model of ``timm.models`` runs its ``init_weights()`` with its default arguments
-  (what ``timm.create_model`` runs at construction); EfficientNet-style models, which have no
-  such method, run timm's ``efficientnet_init_weights``. A timm model with neither raises
-  :class:`LibraryInitUnknown`;
+- timm: a model of ``timm.models`` runs what its constructor runs, with default arguments:
+  ``init_weights()``; else its ``_init_weights`` method applied to every module; else its
+  file's ``_init_weights`` through ``named_apply``; else (EfficientNet, MobileNetV3) timm's
+  ``efficientnet_init_weights``. A timm model with none of these raises
+  :class:`LibraryInitUnknown`. Statements a constructor runs beside these (a ``mul_`` of the
+  head after ``apply``) are not replayed;
 - the root model's own ``init_weights()`` when it takes no required argument (torchtitan's
   convention).
 
@@ -84,7 +86,11 @@ def _timm_efficientnet_init() -> Optional[Callable]:
 
 
 def _timm(m: Any, root: bool) -> Optional[Callable]:
-    """A timm model (the root, or a module with timm's pretrained_cfg); not its blocks."""
+    """A timm model (the root, or a module with timm's pretrained_cfg); not its blocks. What
+    its constructor runs, with default arguments: ``init_weights()``; else the
+    ``_init_weights`` method applied to every module; else its file's module-level
+    ``_init_weights`` through timm's ``named_apply``; else (EfficientNet, MobileNetV3) timm's
+    ``efficientnet_init_weights``."""
     module_name = type(m).__module__ or ""
     if not module_name.startswith("timm.models."):
         return None
@@ -92,14 +98,31 @@ def _timm(m: Any, root: bool) -> Optional[Callable]:
         return None
     if callable(getattr(m, "init_weights", None)):
         return m.init_weights
+    if callable(getattr(m, "_init_weights", None)):
+        return lambda: m.apply(m._init_weights)
+    file_init = getattr(sys.modules.get(module_name), "_init_weights", None)
+    named_apply = getattr(sys.modules.get("timm.models"), "named_apply", None)
+    if callable(file_init) and named_apply is not None:
+        return lambda: named_apply(file_init, m)
     efficientnet = _timm_efficientnet_init()
     if efficientnet is not None and module_name in ("timm.models.efficientnet",
                                                      "timm.models.mobilenetv3"):
         return lambda: efficientnet(m)
     raise LibraryInitUnknown(
-        f"fastinit.materialize: {type(m).__name__} ({module_name}) has no init_weights() and "
-        "no init function fastinit knows; pass library_init=..., register one with "
+        f"fastinit.materialize: {type(m).__name__} ({module_name}) has no init function "
+        "fastinit knows; pass library_init=..., register one with "
         "fastinit.integrations.register_library_init, or use scheme='torch'")
+
+
+def buffer_inits(model: Any) -> list[Callable[[], Any]]:
+    """The modules' own ``init_non_persistent_buffers()`` (timm's convention for modules built
+    on the meta device), innermost first."""
+    out = []
+    for m in model.modules():
+        fn = getattr(m, "init_non_persistent_buffers", None)
+        if callable(fn):
+            out.append(fn)
+    return out[::-1]
 
 
 def _root_convention(m: Any) -> Optional[Callable]:

@@ -9,7 +9,7 @@ from ..dispatch.target import torch_module
 from ..model.reset import reset_model
 from ..model.written import check_missing, model_tensors, report
 from ..stream.keys import Generator, GeneratorLike, next_key
-from .libraries import library_inits
+from .libraries import buffer_inits, library_inits
 from .patching import Patch
 from .rebuild import rebuild
 
@@ -76,6 +76,17 @@ def _still_marked(t: Any, versions: dict) -> bool:
     return t._version == versions.get(id(t))
 
 
+def _init_buffers(model: Any, unwritten: list, versions: dict) -> list:
+    """Modules' own ``init_non_persistent_buffers()`` (timm), for the buffers still marked."""
+    inits = buffer_inits(model)
+    if not inits:
+        return unwritten
+    for fn in inits:
+        fn()
+    present = {id(t) for t in model_tensors(model.modules())}
+    return [t for t in unwritten if id(t) in present and _still_marked(t, versions)]
+
+
 def materialize(model: Any, device: Any = None, *, scheme: str = "library",
                 generator: GeneratorLike = None, missing: str = "raise",
                 library_init: Optional[Callable[[Any], Any]] = None, recompute: bool = True,
@@ -103,8 +114,9 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
        ``initialize_weights()``, timm's ``init_weights()``, a registered function, the root's
        ``init_weights()``). ``scheme="torch"`` stops after step 1: torch's defaults;
     3. ``recompute=True``: tensors still unwritten (non-persistent buffers, parameters made in
-       a constructor, modules without any init) are recomputed by constructing their module
-       again on the CPU (:mod:`fastinit.integrations.rebuild`).
+       a constructor, modules without any init) are recomputed: by the modules' own
+       ``init_non_persistent_buffers()`` (timm's convention for meta-device models), else by
+       constructing their module again on the CPU (:mod:`fastinit.integrations.rebuild`).
 
     Never garbage: tensors still unwritten then are filled with NaN (integers: their minimum)
     and reported: ``missing="raise"`` (default) raises
@@ -142,6 +154,8 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
             present = {id(t) for t in model_tensors(model.modules())}
             unwritten = [t for t in unwritten
                          if id(t) in present and _still_marked(t, versions)]
+        if unwritten and recompute:
+            unwritten = _init_buffers(model, unwritten, versions)
         if unwritten and recompute:
             unwritten, reasons = rebuild(model, unwritten, stream)
     why = "".join(f" {name}: {reason}." for name, reason in reasons.items())
