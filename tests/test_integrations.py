@@ -493,6 +493,48 @@ def test_materialize_reproducible_and_seeded():
                                                   e.state_dict().values()))
 
 
+def test_materialize_skips_defaults_the_library_overwrites(monkeypatch):
+    """Defaults of known modules are made only for tensors the library's init leaves alone;
+    a library init that reads a default (a rescale) gets construction's order instead."""
+    from fastinit.model.reset import Deferred
+    made = []
+    run = Deferred.run
+
+    def spy(self, keep=None):
+        made.append([e.tensor for e in self.entries if keep is None or keep(e.tensor)])
+        return run(self, keep)
+    monkeypatch.setattr(Deferred, "run", spy)
+    model = _meta(lambda: nn.Sequential(nn.Linear(400, 300), nn.LayerNorm(300),
+                                        nn.Linear(300, 200)))
+    fastinit.materialize(model, device="cpu",
+                         library_init=lambda m: nn.init.normal_(m[0].weight, std=0.02))
+    assert len(made) == 1 and {id(t) for t in made[0]} == {
+        id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[2].weight),
+        id(model[2].bias)}
+    assert abs(model[0].weight.std().item() - 0.02) < 0.001
+    assert model[2].weight.abs().max().item() <= 1 / math.sqrt(300)
+    # a rescale of the default: every default is made first, then the library's init again
+    made.clear()
+    model = _meta(lambda: nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 200)))
+    torch.manual_seed(0)
+    eager = nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 200))
+    with torch.no_grad():
+        eager[0].weight.mul_(0.5)
+    fastinit.materialize(model, device="cpu",
+                         library_init=lambda m: m[0].weight.data.mul_(0.5))
+    assert made == []  # nothing to skip: the defaults are made in place, then the rescale
+    for name, t in model.state_dict().items():
+        assert torch.isfinite(t).all(), name
+        _same_law(eager.state_dict()[name], t, name)
+    # an init that writes on the meta device only: the skipped default is made after all
+    made.clear()
+    model = _meta(lambda: nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 200)))
+    fastinit.materialize(model, device="cpu", library_init=lambda m: (
+        nn.init.zeros_(m[0].weight) if m[0].weight.is_meta else None))
+    assert [len(x) for x in made] == [3, 4]
+    assert 0 < model[0].weight.abs().max().item() <= 1 / math.sqrt(400)
+
+
 def test_materialize_library_init_argument_and_errors():
     model = _meta(lambda: nn.Sequential(nn.Linear(3, 3), RMSNorm(3)))
     fastinit.materialize(model, device="cpu",

@@ -10,6 +10,7 @@ from ..model.reset import reset_model
 from ..model.written import check_missing, model_tensors, report
 from ..stream.keys import Generator, GeneratorLike, next_key
 from .libraries import buffer_inits, library_inits
+from . import routes as _routes
 from .patching import Patch
 from .rebuild import rebuild
 
@@ -20,10 +21,14 @@ def _local(t: Any) -> Any:
     return local_tensor(t) if is_dtensor(t) else t
 
 
+def _on_meta(model: Any) -> bool:
+    return any(_local(t).is_meta for t in list(model.parameters()) + list(model.buffers()))
+
+
 def _allocate(model: Any, device: Any) -> None:
     torch = torch_module()
     tensors = list(model.parameters()) + list(model.buffers())
-    on_meta = any(_local(t).is_meta for t in tensors)
+    on_meta = _on_meta(model)
     if device is None:
         if on_meta:
             raise ValueError("fastinit.materialize: the model has tensors on the meta device; "
@@ -76,6 +81,84 @@ def _still_marked(t: Any, versions: dict) -> bool:
     return t._version == versions.get(id(t))
 
 
+def _dry_run(model: Any, inits: list) -> set:
+    """The library's init run on the meta model (no memory, no values, no keys drawn): the
+    (module, attribute) of every tensor a routed init function writes whole. Empty when it
+    fails (an init that needs values)."""
+    holders: dict = {}
+    for m in model.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in table.items():
+                if t is not None:
+                    holders.setdefault(id(t), []).append((id(m), name))
+    log: set = set()
+    _routes.WRITES.append(log)
+    try:
+        for _, run in inits:
+            run()
+    except Exception:
+        return set()
+    finally:
+        _routes.WRITES.pop()
+    return {h for tid in log for h in holders.get(tid, ())}
+
+
+def _holder_keys(model: Any) -> dict:
+    """{id(tensor): [(id(module), attribute)]} of the model as it is now."""
+    keys: dict = {}
+    for m in model.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in table.items():
+                if t is not None:
+                    keys.setdefault(id(t), []).append((id(m), name))
+    return keys
+
+
+def _initialize(model: Any, inits: list, dry: set, stream: Generator,
+                progress: Optional[bool], who: str) -> list:
+    """Steps 1 and 2 (torch's defaults, the library's init) in construction's order; the
+    tensors left unwritten, NaN-marked.
+
+    ``dry`` (from :func:`_dry_run`): tensors the library's init overwrites whole with a routed
+    init function, which never reads them. Their defaults are not made (one write pass fewer),
+    provided the real run writes each of them whole again; if one is missed, the defaults are
+    all made and the library's init runs again, in construction's order."""
+    outcome = reset_model(model, generator=stream, progress=progress, missing="ignore",
+                          defer=bool(dry), who=who)
+    unwritten, deferred = outcome.unwritten, outcome.deferred
+    skipped: set = set()
+    if deferred is not None:
+        keys = _holder_keys(model)
+        skipped = {id(t) for t in deferred.tensors if any(k in dry for k in keys.get(id(t), ()))}
+        deferred.run(lambda t: id(t) not in skipped)
+    versions = _poison(unwritten)
+    log = _run_logged(inits)
+    present = {id(t) for t in model_tensors(model.modules())}
+    if any(tid in present and tid not in log for tid in skipped):
+        deferred.run()  # the shortcut missed: construction's order, in full
+        versions = _poison(unwritten)
+        log = _run_logged(inits)
+    return _left(model, unwritten, versions, log) if inits else unwritten
+
+
+def _run_logged(inits: list) -> set:
+    log: set = set()
+    _routes.WRITES.append(log)
+    try:
+        for _, run in inits:
+            run()
+    finally:
+        _routes.WRITES.pop()
+    return log
+
+
+def _left(model: Any, unwritten: list, versions: dict, log: set) -> list:
+    """The tensors of unwritten still in the model and not written whole since marked."""
+    present = {id(t) for t in model_tensors(model.modules())}
+    return [t for t in unwritten
+            if id(t) in present and id(t) not in log and _still_marked(t, versions)]
+
+
 def _init_buffers(model: Any, unwritten: list, versions: dict) -> list:
     """Modules' own ``init_non_persistent_buffers()`` (timm), for the buffers still marked."""
     inits = buffer_inits(model)
@@ -112,7 +195,11 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
     2. ``scheme="library"`` (the default): the model library's own init -- ``library_init(model)``
        when given, else what :mod:`fastinit.integrations.libraries` finds (transformers'
        ``initialize_weights()``, timm's ``init_weights()``, a registered function, the root's
-       ``init_weights()``). ``scheme="torch"`` stops after step 1: torch's defaults;
+       ``init_weights()``). ``scheme="torch"`` stops after step 1: torch's defaults.
+       Shortcut: the library's init is first run on the meta model (nothing written, no key
+       drawn) to learn which tensors it overwrites whole with init functions (which do not
+       read them); step 1 skips their defaults. If the real run does not overwrite one of
+       them after all, every default is made and the library's init runs again, in order;
     3. ``recompute=True``: tensors still unwritten (non-persistent buffers, parameters made in
        a constructor, modules without any init) are recomputed: by the modules' own
        ``init_non_persistent_buffers()`` (timm's convention for meta-device models), else by
@@ -141,20 +228,17 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
     if scheme == "library":
         inits = [("library_init", lambda: library_init(model))] if library_init is not None \
             else library_inits(model)  # raises before anything is allocated for an unknown one
+    dry: set = set()
+    if inits and device is not None and _on_meta(model):
+        with Patch(None):
+            dry = _dry_run(model, inits)
     _allocate(model, device)
     stream = Generator(next_key(generator))
     reasons: dict = {}
     with Patch(stream):
-        unwritten = reset_model(model, generator=stream, progress=progress, missing="ignore",
-                                who=who)
-        versions = _poison(unwritten)
-        for _, run in inits:
-            run()
-        if inits and unwritten:  # only tensors still in the model (a library may re-tie)
-            present = {id(t) for t in model_tensors(model.modules())}
-            unwritten = [t for t in unwritten
-                         if id(t) in present and _still_marked(t, versions)]
+        unwritten = _initialize(model, inits, dry, stream, progress, who)
         if unwritten and recompute:
+            versions = {id(t): t._version for t in unwritten}
             unwritten = _init_buffers(model, unwritten, versions)
         if unwritten and recompute:
             unwritten, reasons = rebuild(model, unwritten, stream)

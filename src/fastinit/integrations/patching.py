@@ -140,7 +140,7 @@ def _uninstall() -> None:
     if hook is not None and hook in sys.meta_path:
         sys.meta_path.remove(hook)
     _state["hook"] = None
-    _swap_everywhere(_REPLACEMENTS, use_clean=False)
+    _swap_everywhere(_REPLACEMENTS)
 
 
 # ----------------------------------------------------------------------------------------------

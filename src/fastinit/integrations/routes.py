@@ -31,6 +31,18 @@ from ..dispatch.sharding import is_dtensor
 GENERATORS: list = []
 
 
+# While a set is on this stack, every routed function that writes a whole tensor (all of
+# them but the gain and fan helpers) adds id(tensor) to the innermost set: materialize's
+# record of what a library's init wrote in full, whatever was there before.
+WRITES: list = []
+
+
+def _written(tensor: Any, out: Any) -> Any:
+    if WRITES:
+        WRITES[-1].add(id(tensor))
+    return out
+
+
 def current_generator(generator: Any) -> Any:
     if generator is not None:
         return generator
@@ -101,57 +113,62 @@ def _wrap(original: Callable, replacement: Callable) -> Callable:
 def _torch_uniform(original: Callable) -> Callable:
     def uniform_(tensor, a=0.0, b=1.0, generator=None):
         if routable(tensor):
-            return _init.uniform_(tensor, a, b, current_generator(generator))
-        return original(tensor, a=a, b=b, generator=generator)
+            return _written(tensor, _init.uniform_(tensor, a, b, current_generator(generator)))
+        return _written(tensor, original(tensor, a=a, b=b, generator=generator))
     return _wrap(original, uniform_)
 
 
 def _torch_normal(original: Callable) -> Callable:
     def normal_(tensor, mean=0.0, std=1.0, generator=None):
         if routable(tensor):
-            return _init.normal_(tensor, mean, std, current_generator(generator))
-        return original(tensor, mean=mean, std=std, generator=generator)
+            return _written(tensor, _init.normal_(tensor, mean, std, current_generator(generator)))
+        return _written(tensor, original(tensor, mean=mean, std=std, generator=generator))
     return _wrap(original, normal_)
 
 
 def _torch_trunc_normal(original: Callable) -> Callable:
     def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
         if routable(tensor):
-            return _init.trunc_normal_(tensor, mean, std, a, b, current_generator(generator))
-        return original(tensor, mean=mean, std=std, a=a, b=b, generator=generator)
+            return _written(
+                tensor, _init.trunc_normal_(tensor, mean, std, a, b, current_generator(generator)))
+        return _written(tensor, original(tensor, mean=mean, std=std, a=a, b=b, generator=generator))
     return _wrap(original, trunc_normal_)
 
 
 def _torch_xavier(original: Callable, ours: str) -> Callable:
     def xavier_(tensor, gain=1.0, generator=None):
         if routable(tensor):
-            return getattr(_init, ours)(tensor, gain, current_generator(generator))
-        return original(tensor, gain=gain, generator=generator)
+            return _written(
+                tensor, getattr(_init, ours)(tensor, gain, current_generator(generator)))
+        return _written(tensor, original(tensor, gain=gain, generator=generator))
     return _wrap(original, xavier_)
 
 
 def _torch_kaiming(original: Callable, ours: str) -> Callable:
     def kaiming_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
         if routable(tensor):
-            return getattr(_init, ours)(tensor, a, mode, nonlinearity,
-                                        current_generator(generator))
-        return original(tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
+            out = getattr(_init, ours)(tensor, a, mode, nonlinearity,
+                                       current_generator(generator))
+            return _written(tensor, out)
+        out = original(tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
+        return _written(tensor, out)
     return _wrap(original, kaiming_)
 
 
 def _torch_orthogonal(original: Callable) -> Callable:
     def orthogonal_(tensor, gain=1, generator=None):
         if routable(tensor, whole=True):
-            return _init.orthogonal_(tensor, gain, current_generator(generator))
-        return original(tensor, gain=gain, generator=generator)
+            return _written(tensor, _init.orthogonal_(tensor, gain, current_generator(generator)))
+        return _written(tensor, original(tensor, gain=gain, generator=generator))
     return _wrap(original, orthogonal_)
 
 
 def _torch_sparse(original: Callable) -> Callable:
     def sparse_(tensor, sparsity, std=0.01, generator=None):
         if routable(tensor, whole=True):
-            return _init.sparse_(tensor, sparsity, std, current_generator(generator))
-        return original(tensor, sparsity, std=std, generator=generator)
+            return _written(
+                tensor, _init.sparse_(tensor, sparsity, std, current_generator(generator)))
+        return _written(tensor, original(tensor, sparsity, std=std, generator=generator))
     return _wrap(original, sparse_)
 
 
@@ -159,8 +176,8 @@ def _torch_same(original: Callable, ours: str, whole: bool = False) -> Callable:
     """constant_, ones_, zeros_, eye_, dirac_: fastinit's, which are torch's ops."""
     def replacement(tensor, *args, **kwargs):
         if routable(tensor, whole):
-            return getattr(_init, ours)(tensor, *args, **kwargs)
-        return original(tensor, *args, **kwargs)
+            return _written(tensor, getattr(_init, ours)(tensor, *args, **kwargs))
+        return _written(tensor, original(tensor, *args, **kwargs))
     return _wrap(original, replacement)
 
 
@@ -169,28 +186,30 @@ def _torch_no_grad(original: Callable, kind: str) -> Callable:
     if kind == "uniform":
         def replacement(tensor, a, b, generator=None):
             if routable(tensor):
-                return _init.uniform_(tensor, a, b, current_generator(generator))
-            return original(tensor, a, b, generator)
+                return _written(tensor, _init.uniform_(tensor, a, b, current_generator(generator)))
+            return _written(tensor, original(tensor, a, b, generator))
     elif kind == "normal":
         def replacement(tensor, mean, std, generator=None):
             if routable(tensor):
-                return _init.normal_(tensor, mean, std, current_generator(generator))
-            return original(tensor, mean, std, generator)
+                return _written(
+                    tensor, _init.normal_(tensor, mean, std, current_generator(generator)))
+            return _written(tensor, original(tensor, mean, std, generator))
     elif kind == "trunc_normal":
         def replacement(tensor, mean, std, a, b, generator=None):
             if routable(tensor):
-                return _init.trunc_normal_(tensor, mean, std, a, b, current_generator(generator))
-            return original(tensor, mean, std, a, b, generator=generator)
+                out = _init.trunc_normal_(tensor, mean, std, a, b, current_generator(generator))
+                return _written(tensor, out)
+            return _written(tensor, original(tensor, mean, std, a, b, generator=generator))
     elif kind == "fill":
         def replacement(tensor, val):
             if routable(tensor):
-                return _init.constant_(tensor, val)
-            return original(tensor, val)
+                return _written(tensor, _init.constant_(tensor, val))
+            return _written(tensor, original(tensor, val))
     else:
         def replacement(tensor):
             if routable(tensor):
-                return _init.zeros_(tensor)
-            return original(tensor)
+                return _written(tensor, _init.zeros_(tensor))
+            return _written(tensor, original(tensor))
     return _wrap(original, replacement)
 
 
@@ -257,8 +276,9 @@ def _timm_trunc_normal(original: Callable) -> Callable:
     """timm's trunc_normal_: torch's law, absolute bounds [a, b]."""
     def trunc_normal_(tensor, mean=0., std=1., a=-2., b=2.):
         if routable(tensor):
-            return _init.trunc_normal_(tensor, mean, std, a, b, current_generator(None))
-        return original(tensor, mean, std, a, b)
+            return _written(
+                tensor, _init.trunc_normal_(tensor, mean, std, a, b, current_generator(None)))
+        return _written(tensor, original(tensor, mean, std, a, b))
     return _wrap(original, trunc_normal_)
 
 
@@ -267,9 +287,10 @@ def _timm_trunc_normal_tf(original: Callable) -> Callable:
     by mean: bounds in units of std, fastinit.trunc_normal_std_."""
     def trunc_normal_tf_(tensor, mean=0., std=1., a=-2., b=2.):
         if routable(tensor):
-            return _initializers.trunc_normal_std_(tensor, mean, std, a, b,
-                                                   current_generator(None))
-        return original(tensor, mean, std, a, b)
+            out = _initializers.trunc_normal_std_(tensor, mean, std, a, b,
+                                                  current_generator(None))
+            return _written(tensor, out)
+        return _written(tensor, original(tensor, mean, std, a, b))
     return _wrap(original, trunc_normal_tf_)
 
 
@@ -282,9 +303,10 @@ def _timm_variance_scaling(original: Callable) -> Callable:
     (fastinit's is the truncated one); modes fan_in, fan_out, fan_avg."""
     def variance_scaling_(tensor, scale=1.0, mode='fan_in', distribution='normal'):
         if routable(tensor) and mode in _TIMM_MODES and distribution in _TIMM_DISTRIBUTIONS:
-            return _initializers.variance_scaling_(tensor, scale, mode, distribution,
-                                                   generator=current_generator(None))
-        return original(tensor, scale, mode, distribution)
+            out = _initializers.variance_scaling_(tensor, scale, mode, distribution,
+                                                  generator=current_generator(None))
+            return _written(tensor, out)
+        return _written(tensor, original(tensor, scale, mode, distribution))
     return _wrap(original, variance_scaling_)
 
 
@@ -292,9 +314,10 @@ def _timm_lecun_normal(original: Callable) -> Callable:
     """timm's lecun_normal_: variance_scaling_(fan_in, truncated_normal), as fastinit's."""
     def lecun_normal_(tensor):
         if routable(tensor):
-            return _initializers.variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal",
-                                                   generator=current_generator(None))
-        return original(tensor)
+            out = _initializers.variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal",
+                                                  generator=current_generator(None))
+            return _written(tensor, out)
+        return _written(tensor, original(tensor))
     return _wrap(original, lecun_normal_)
 
 

@@ -252,11 +252,36 @@ def reset_parameters(model: Any, *, generator: GeneratorLike = None,
     return model
 
 
+class Deferred:
+    """Planned fills of known modules not made yet (``reset_model(..., defer=True)``): the
+    caller makes those it still needs with :meth:`run`, with the keys they would have had."""
+
+    def __init__(self, entries: list, call_key: int, progress: Optional[bool], who: str) -> None:
+        self.entries, self.call_key, self.progress, self.who = entries, call_key, progress, who
+
+    @property
+    def tensors(self) -> list:
+        return [e.tensor for e in self.entries]
+
+    def run(self, keep: Optional[Callable[[Any], bool]] = None) -> None:
+        entries = [e for e in self.entries if keep is None or keep(e.tensor)]
+        _execute(_compiled(entries), self.call_key, self.progress, self.who)
+
+
+class ResetOutcome:
+    """What :func:`reset_model` did: ``unwritten`` (tensors nothing wrote) and ``deferred``
+    (a :class:`Deferred`, or None)."""
+
+    def __init__(self, unwritten: list, deferred: Optional[Deferred] = None) -> None:
+        self.unwritten, self.deferred = unwritten, deferred
+
+
 def reset_model(model: Any, *, generator: GeneratorLike = None, progress: Optional[bool] = None,
-                missing: str = "raise", atomic: bool = True,
-                who: str = "fastinit.reset_parameters") -> list:
-    """:func:`reset_parameters`, returning the tensors left unwritten (reported as ``missing``
-    says)."""
+                missing: str = "raise", atomic: bool = True, defer: bool = False,
+                who: str = "fastinit.reset_parameters") -> ResetOutcome:
+    """:func:`reset_parameters`, telling what it left unwritten (reported as ``missing`` says).
+    defer: the fills of known modules that no module's own reset depends on are planned and
+    keyed but not made (``outcome.deferred``); those tensors count as written."""
     torch = torch_module()
     if torch is None or not isinstance(model, torch.nn.Module):
         raise TypeError(f"{who}: expected a torch.nn.Module, got {type(model).__name__}")
@@ -267,23 +292,27 @@ def reset_model(model: Any, *, generator: GeneratorLike = None, progress: Option
     for m in modules:
         _plan_module(m, plan, public, private)
     if not plan.owns:
-        return _run_fills(model, modules, plan, generator, progress, missing, who)
-    return _run_with_own_resets(model, modules, plan, generator, progress, missing, atomic, who)
+        return _run_fills(model, modules, plan, generator, progress, missing, defer, who)
+    return _run_with_own_resets(model, modules, plan, generator, progress, missing, atomic,
+                                defer, who)
 
 
 def _run_fills(model: Any, modules: list, plan: ModelPlan, generator: GeneratorLike,
-               progress: Optional[bool], missing: str, who: str) -> list:
+               progress: Optional[bool], missing: str, defer: bool, who: str) -> ResetOutcome:
     """A plan of fastinit fills only: what is unwritten is known before anything is written."""
     planned = plan.pending
     unwritten = [t for t in model_tensors(modules) if id(t) not in planned]
     report(model, unwritten, missing, who, "would be left unwritten (nothing was written)",
            _HINT)
+    if defer:
+        plan.flush()
+        return ResetOutcome(unwritten, Deferred(plan.steps, next_key(generator), progress, who))
     plan_key = ("reset_parameters", id(model))
     signatures = plan.signatures()  # None when an entry has a post step
     cached = _PLANS.get(plan_key) if signatures is not None else None
     if cached is not None and cached.ready(signatures, progress):
         cached.run(next_key(generator), [entry[0] for entry in plan.pending.values()])
-        return unwritten
+        return ResetOutcome(unwritten)
     tensors = [entry[0] for entry in plan.pending.values()]
     plan.flush()
     steps = _compiled(plan.steps)
@@ -291,11 +320,12 @@ def _run_fills(model: Any, modules: list, plan: ModelPlan, generator: GeneratorL
     if signatures is not None and len(steps) != len(tensors):
         signatures = None
     _run_planned(plan_key, steps, tensors, signatures, call_key, progress, who)
-    return unwritten
+    return ResetOutcome(unwritten)
 
 
 def _run_with_own_resets(model: Any, modules: list, plan: ModelPlan, generator: GeneratorLike,
-                         progress: Optional[bool], missing: str, atomic: bool, who: str) -> list:
+                         progress: Optional[bool], missing: str, atomic: bool, defer: bool,
+                         who: str) -> ResetOutcome:
     plan.flush()
     entries = [s for s in plan.steps if isinstance(s, _Entry)]
     owns = [s for s in plan.steps if isinstance(s, _Own)]
@@ -314,6 +344,7 @@ def _run_with_own_resets(model: Any, modules: list, plan: ModelPlan, generator: 
     snapshot = RngSnapshot(generator)
     call_key = next_key(generator)
     staged = list(under_own.values())
+    deferred = None
     if atomic and Staging.possible(staged):
         staging = Staging(staged, list(own_modules.values()))
         staging.enter()
@@ -334,7 +365,10 @@ def _run_with_own_resets(model: Any, modules: list, plan: ModelPlan, generator: 
                    "would be left unwritten (nothing was written)", _HINT)
         staging.commit(written)
         rest = [e for e in entries if id(e.tensor) not in under_own]
-        _execute(_compiled(rest), call_key, progress, who)
+        if defer:
+            deferred = Deferred(rest, call_key, progress, who)
+        else:
+            _execute(_compiled(rest), call_key, progress, who)
     else:
         versions = _versions(staged)
         _execute(_compiled(plan.steps), call_key, progress, who)
@@ -344,7 +378,7 @@ def _run_with_own_resets(model: Any, modules: list, plan: ModelPlan, generator: 
         done.update(id(t) for t in staged if versions.get(id(t), t._version) != t._version)
         unwritten = [t for t in model_tensors(modules) if id(t) not in done]
     report(model, unwritten, missing, who, "were left unwritten", _HINT)
-    return unwritten
+    return ResetOutcome(unwritten, deferred)
 
 
 def _versions(tensors: list) -> dict:
