@@ -649,3 +649,18 @@ def test_timm_materialize_and_patch_match_eager(name):
         for key, t in built.state_dict().items():
             assert not t.is_floating_point() or torch.isfinite(t).all(), key
             _same_law(ref[key], t, key)
+
+
+def test_real_models_bench_section_runs_and_checks():
+    """The benchmark section (fastinit.bench.real_models) on a tiny model: rows for both
+    paths, every tensor finite and KS-equal to stock construction."""
+    from fastinit.bench import real_models
+    make = _hf_small("gpt2")
+    rows = real_models.bench_model("gpt2-tiny", make, repeats=1)
+    assert [r.case.split(" [")[0] for r in rows] == ["gpt2-tiny eager + patch",
+                                                     "gpt2-tiny meta + materialize"]
+    for r in rows:
+        total = int(r.case.split("/")[1].split(" ")[0])
+        assert f"[{total}/{total} tensors" in r.case
+        assert {"fastinit", "torch", "fastinit p90", "torch p90"} <= r.seconds.keys()
+    assert "speed-up" in real_models.format_rows(rows)

@@ -228,20 +228,20 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
     if scheme == "library":
         inits = [("library_init", lambda: library_init(model))] if library_init is not None \
             else library_inits(model)  # raises before anything is allocated for an unknown one
-    dry: set = set()
-    if inits and device is not None and _on_meta(model):
-        with Patch(None):
-            dry = _dry_run(model, inits)
-    _allocate(model, device)
-    stream = Generator(next_key(generator))
     reasons: dict = {}
-    with Patch(stream):
-        unwritten = _initialize(model, inits, dry, stream, progress, who)
-        if unwritten and recompute:
-            versions = {id(t): t._version for t in unwritten}
-            unwritten = _init_buffers(model, unwritten, versions)
-        if unwritten and recompute:
-            unwritten, reasons = rebuild(model, unwritten, stream)
+    with Patch(None):  # one patch for the whole call (the inner one only sets the generator)
+        dry: set = set()
+        if inits and device is not None and _on_meta(model):
+            dry = _dry_run(model, inits)
+        _allocate(model, device)
+        stream = Generator(next_key(generator))
+        with Patch(stream):
+            unwritten = _initialize(model, inits, dry, stream, progress, who)
+            if unwritten and recompute:
+                versions = {id(t): t._version for t in unwritten}
+                unwritten = _init_buffers(model, unwritten, versions)
+            if unwritten and recompute:
+                unwritten, reasons = rebuild(model, unwritten, stream)
     why = "".join(f" {name}: {reason}." for name, reason in reasons.items())
     report(model, unwritten, missing, who,
            "were left unwritten (they hold NaN, integers their minimum)",
