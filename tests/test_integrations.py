@@ -222,8 +222,9 @@ TIMM_LIKE = {
 
 
 @pytest.fixture
-def timm_like(tmp_path, monkeypatch):
-    """A package named timm with timm's init helpers (only when the real timm is absent)."""
+def timm_like(tmp_path, monkeypatch, request):
+    """A package named timm with timm's init helpers (only when the real timm is absent);
+    indirect parametrization may add text to its weight_init.py."""
     try:
         import timm  # noqa: F401
         pytest.skip("the real timm is importable: tested by the timm integration tests")
@@ -232,8 +233,10 @@ def timm_like(tmp_path, monkeypatch):
     layers = tmp_path / "timm" / "layers"
     layers.mkdir(parents=True)
     (tmp_path / "timm" / "__init__.py").write_text("")
+    extra = getattr(request, "param", "")
     for name, text in TIMM_LIKE.items():
-        (layers / name).write_text(textwrap.dedent(text))
+        text = textwrap.dedent(text) + (textwrap.dedent(extra) if name == "weight_init.py" else "")
+        (layers / name).write_text(text)
     (tmp_path / "timm" / "model_file.py").write_text(
         "from timm.layers import trunc_normal_, variance_scaling_, trunc_normal_tf_\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -281,6 +284,22 @@ def test_timm_like_first_imported_during_the_patch(timm_like):
     assert mf.trunc_normal_.__module__ == "timm.layers.weight_init"
     assert mf.trunc_normal_ is wi.trunc_normal_
     assert not any(isinstance(f, patching._ImportWatcher) for f in sys.meta_path)
+
+
+OTHER_VERSION = '''
+    def trunc_normal_(tensor, mean=0., std=1., a=-2., b=2., generator=None):
+        return tensor.normal_(mean, std, generator=generator).clamp_(a, b)
+'''
+
+
+@pytest.mark.parametrize("timm_like", [OTHER_VERSION], indirect=True)
+def test_a_function_with_other_parameters_is_left_alone(timm_like):
+    """A library version whose function takes other parameters than its replacement would:
+    not patched (its callers would break or lose an argument), the others are."""
+    import timm.layers.weight_init as wi
+    with fastinit.patch():
+        assert wi.trunc_normal_.__module__ == "timm.layers.weight_init"
+        assert wi.lecun_normal_.__module__ == routes.__name__
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,12 +23,14 @@ patch uses the same objects; exits restore on exceptions as on success, and nest
 repeated patches are counted (only the outermost exit restores).
 
 Limits: bindings that are not module attributes (a closure, a default argument, a
-``functools.partial``, a class attribute, a list) are not reached.
+``functools.partial``, a class attribute, a list) are not reached. A function whose parameters
+differ from those its replacement takes (another version of the library) is left alone.
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import inspect
 import os
 import sys
 import threading
@@ -72,6 +74,8 @@ def _register(module_name: str, routes: Callable[[], dict]) -> bool:
         if id(fn) in _REPLACEMENTS or getattr(fn, "__module__", None) != module_name:
             continue
         replacement = make(fn)
+        if not _same_parameters(fn, replacement):
+            continue  # another version of the library: left as it is, not guessed at
         _ORIGINALS[id(fn)] = (fn, replacement)
         _REPLACEMENTS[id(replacement)] = (replacement, fn)
         made[name] = replacement
@@ -87,6 +91,21 @@ def _register(module_name: str, routes: Callable[[], dict]) -> bool:
             _REPLACEMENTS[id(replacement)] = (replacement, fn)
             added = True
     return added
+
+
+def _same_parameters(original: Callable, replacement: Callable) -> bool:
+    """Whether the replacement takes the original's parameters, by name and in order (or
+    passes everything on)."""
+    code = replacement.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return True
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    try:
+        params = inspect.signature(original, follow_wrapped=False).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return tuple(names) == tuple(p.name for p in params
+                                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
 def _register_all() -> None:
