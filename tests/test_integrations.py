@@ -552,6 +552,19 @@ def test_materialize_skips_defaults_the_library_overwrites(monkeypatch):
         nn.init.zeros_(m[0].weight) if m[0].weight.is_meta else None))
     assert [len(x) for x in made] == [3, 4]
     assert 0 < model[0].weight.abs().max().item() <= 1 / math.sqrt(400)
+    # an init that reads a default before overwriting it: the mark shows, order is restored
+    made.clear()
+
+    def copy_then_draw(m):
+        m[1].weight.data.copy_(m[0].weight.data)
+        nn.init.normal_(m[0].weight, std=0.02)
+    model = _meta(lambda: nn.Sequential(nn.Linear(60, 60), nn.Linear(60, 60)))
+    fastinit.materialize(model, device="cpu", library_init=copy_then_draw)
+    assert [len(x) for x in made] == [3, 4]
+    bound = 1 / math.sqrt(60)
+    check = scipy.stats.kstest(model[1].weight.detach().reshape(-1).numpy(),
+                               scipy.stats.uniform(loc=-bound, scale=2 * bound).cdf)
+    assert check.pvalue > P_FAIL and abs(model[0].weight.std().item() - 0.02) < 0.002
 
 
 def test_materialize_library_init_argument_and_errors():

@@ -71,14 +71,35 @@ def _poison(tensors: list) -> dict:
     return versions
 
 
+def _has_nan(local: Any) -> bool:
+    """Whether a float tensor holds a NaN: its sum is NaN then (one fast read pass); a NaN sum
+    without a NaN (inf - inf) is told apart by the exact test."""
+    torch = torch_module()
+    if not bool(torch.isnan(local.sum())):
+        return False
+    return bool(torch.isnan(local).any())
+
+
 def _still_marked(t: Any, versions: dict) -> bool:
+    """Whether some element still holds the mark (bool tensors: whether the version is the
+    one after the mark)."""
     torch = torch_module()
     local = _local(t)
     if local.is_floating_point() or local.is_complex():
-        return bool(torch.isnan(local).any())
+        return _has_nan(local)
     if local.dtype != torch.bool:
         return bool((local == torch.iinfo(local.dtype).min).any())
     return t._version == versions.get(id(t))
+
+
+def _all_marked(t: Any) -> bool:
+    torch = torch_module()
+    local = _local(t)
+    if local.is_floating_point() or local.is_complex():
+        return bool(torch.isnan(local).all())
+    if local.dtype != torch.bool:
+        return bool((local == torch.iinfo(local.dtype).min).all())
+    return True
 
 
 def _dry_run(model: Any, inits: list) -> set:
@@ -120,25 +141,47 @@ def _initialize(model: Any, inits: list, dry: set, stream: Generator,
     tensors left unwritten, NaN-marked.
 
     ``dry`` (from :func:`_dry_run`): tensors the library's init overwrites whole with a routed
-    init function, which never reads them. Their defaults are not made (one write pass fewer),
-    provided the real run writes each of them whole again; if one is missed, the defaults are
-    all made and the library's init runs again, in construction's order."""
+    init function, which does not read them. Their defaults are not made (one write pass
+    fewer); they are marked instead, and the shortcut stands only if the real run rewrote
+    each of them whole and no mark turns up anywhere else (a value computed from one of them
+    before it was rewritten): no NaN in any tensor written so far, and each unwritten tensor
+    either untouched (every element marked, version unchanged) or free of marks. Otherwise
+    the defaults are all made and the library's init runs again, in construction's order."""
     outcome = reset_model(model, generator=stream, progress=progress, missing="ignore",
                           defer=bool(dry), who=who)
     unwritten, deferred = outcome.unwritten, outcome.deferred
-    skipped: set = set()
-    if deferred is not None:
-        keys = _holder_keys(model)
-        skipped = {id(t) for t in deferred.tensors if any(k in dry for k in keys.get(id(t), ()))}
-        deferred.run(lambda t: id(t) not in skipped)
-    versions = _poison(unwritten)
-    log = _run_logged(inits)
-    present = {id(t) for t in model_tensors(model.modules())}
-    if any(tid in present and tid not in log for tid in skipped):
-        deferred.run()  # the shortcut missed: construction's order, in full
+    if deferred is None:
         versions = _poison(unwritten)
-        log = _run_logged(inits)
-    return _left(model, unwritten, versions, log) if inits else unwritten
+        _run_logged(inits)
+        return _left(model, unwritten, versions) if inits else unwritten
+    keys = _holder_keys(model)
+    skipped = [t for t in deferred.tensors if any(k in dry for k in keys.get(id(t), ()))]
+    skipped_ids = {id(t) for t in skipped}
+    deferred.run(lambda t: id(t) not in skipped_ids)
+    versions = _poison(unwritten + skipped)
+    log = _run_logged(inits)
+    if not _shortcut_held(model, unwritten, skipped, versions, log):
+        deferred.run()  # construction's order, in full
+        versions = _poison(unwritten)
+        _run_logged(inits)
+    return _left(model, unwritten, versions)
+
+
+def _shortcut_held(model: Any, unwritten: list, skipped: list, versions: dict,
+                   log: set) -> bool:
+    present = model_tensors(model.modules())
+    ids = {id(t) for t in present}
+    if any(id(t) in ids and id(t) not in log for t in skipped):
+        return False  # a skipped default the library did not overwrite after all
+    marked = {id(t) for t in unwritten}
+    for t in present:
+        if id(t) in marked:
+            if _still_marked(t, versions) and (
+                    t._version != versions[id(t)] or not _all_marked(t)):
+                return False  # written in part, or computed from a mark
+        elif _local(t).is_floating_point() and _has_nan(_local(t)):
+            return False
+    return True
 
 
 def _run_logged(inits: list) -> set:
@@ -152,11 +195,10 @@ def _run_logged(inits: list) -> set:
     return log
 
 
-def _left(model: Any, unwritten: list, versions: dict, log: set) -> list:
-    """The tensors of unwritten still in the model and not written whole since marked."""
+def _left(model: Any, unwritten: list, versions: dict) -> list:
+    """The tensors of unwritten still in the model and still (partly) marked."""
     present = {id(t) for t in model_tensors(model.modules())}
-    return [t for t in unwritten
-            if id(t) in present and id(t) not in log and _still_marked(t, versions)]
+    return [t for t in unwritten if id(t) in present and _still_marked(t, versions)]
 
 
 def _init_buffers(model: Any, unwritten: list, versions: dict) -> list:
@@ -198,8 +240,10 @@ def materialize(model: Any, device: Any = None, *, scheme: str = "library",
        ``init_weights()``). ``scheme="torch"`` stops after step 1: torch's defaults.
        Shortcut: the library's init is first run on the meta model (nothing written, no key
        drawn) to learn which tensors it overwrites whole with init functions (which do not
-       read them); step 1 skips their defaults. If the real run does not overwrite one of
-       them after all, every default is made and the library's init runs again, in order;
+       read them); step 1 skips their defaults and marks them instead. If the real run does
+       not overwrite one of them after all, or a mark turns up elsewhere (a value computed
+       from one of them), every default is made and the library's init runs again, in
+       order;
     3. ``recompute=True``: tensors still unwritten (non-persistent buffers, parameters made in
        a constructor, modules without any init) are recomputed: by the modules' own
        ``init_non_persistent_buffers()`` (timm's convention for meta-device models), else by

@@ -23,9 +23,9 @@ module found without any of the functions is not looked at again while its names
 the same size: a module that held none of them and, during a patch, rebinds one of its
 existing names to a replacement (``mod.f = torch.nn.init.normal_`` over an ``f`` it had)
 keeps the replacement after the exit. Imports, new names and the libraries' own swaps
-(transformers' ``guard_torch_init_functions``) are all seen. Replacements are made once per original, so every
-patch uses the same objects; exits restore on exceptions as on success, and nested or
-repeated patches are counted (only the outermost exit restores).
+(transformers' ``guard_torch_init_functions``) are all seen. Replacements are made once per
+original, so every patch uses the same objects; exits restore on exceptions as on success,
+and nested or repeated patches are counted (only the outermost exit restores).
 
 Limits: bindings that are not module attributes (a closure, a default argument, a
 ``functools.partial``, a class attribute, a list) are not reached. A function whose parameters
