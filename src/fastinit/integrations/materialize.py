@@ -9,8 +9,8 @@ from ..dispatch.target import torch_module
 from ..model.reset import reset_model
 from ..model.written import check_missing, model_tensors, report
 from ..stream.keys import Generator, GeneratorLike, next_key
-from .libraries import buffer_inits, library_inits
 from . import routes as _routes
+from .libraries import buffer_inits, library_inits
 from .patching import Patch
 from .rebuild import rebuild
 
@@ -56,8 +56,8 @@ def _allocate(model: Any, device: Any) -> None:
 def _poison(tensors: list) -> dict:
     """Fill tensors nobody has written yet with NaN (integers: their minimum), so a write that
     comes later is seen even when it bypasses version counters (``.data``), and a tensor still
-    reported holds no stale memory. Returns {id: version after the poison} for the tensors
-    that cannot hold a mark (bool)."""
+    reported holds no stale memory. Returns {id: version after the mark} (what tells a bool
+    tensor, which cannot hold a mark, written)."""
     torch = torch_module()
     versions = {}
     with torch.no_grad():
