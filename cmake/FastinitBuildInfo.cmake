@@ -1,5 +1,4 @@
-# fastinit_write_build_info(CORE <bool> [REASON ..] [FIX ..] [CXX ..] [CPU_KERNELS ..] [OPENMP ..]
-#                           [CUDA ..]): writes fastinit/_build_info.py into the build directory
+# fastinit_write_build_info(CORE <bool> [REASON ..] [FIX ..] [CXX ..] [CPU_KERNELS ..] [CUDA ..]): writes fastinit/_build_info.py into the build directory
 # and installs it next to the package, so that the package knows how it was built: the
 # import-time fallback warning names the cause and the fix, and `fastinit info` shows it.
 
@@ -10,7 +9,7 @@ function(_fastinit_py_string out value)
 endfunction()
 
 function(fastinit_write_build_info)
-  cmake_parse_arguments(PARSE_ARGV 0 arg "" "CORE;REASON;FIX;CXX;CPU_KERNELS;OPENMP;CUDA" "")
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "CORE;REASON;FIX;CXX;CPU_KERNELS;CUDA" "")
   if(arg_CORE)
     set(core "True")
   else()
@@ -18,7 +17,7 @@ function(fastinit_write_build_info)
   endif()
   set(text "# Written at build time by fastinit's CMakeLists.txt: how this installation was built.\n")
   string(APPEND text "COMPILED_CORE = ${core}\n")
-  foreach(field REASON FIX CXX CPU_KERNELS OPENMP CUDA)
+  foreach(field REASON FIX CXX CPU_KERNELS CUDA)
     _fastinit_py_string(value "${arg_${field}}")
     if(field STREQUAL "REASON")
       set(name "NO_CORE_REASON")

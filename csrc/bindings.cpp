@@ -6,13 +6,16 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/philox.h"
 #include "cpu/cpu_entry.h"
 #include "cuda/fill_cuda.h"
 #include "cuda/stats_cuda.h"
+#include "fill_dispatch.h"
 #include "fill_request.h"
+#include "run_control.h"
 #include "stats_request.h"
 
 namespace py = pybind11;
@@ -59,8 +62,10 @@ FillBatch make_batch(const std::vector<int>& ops, const std::vector<int>& dtypes
                      const std::vector<std::int64_t>& logical_strides,
                      const std::vector<std::uint64_t>& logical_bases, const std::vector<std::uint64_t>& keys,
                      const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
-                     const std::vector<double>& params) {
+                     const std::vector<double>& params, const std::vector<std::uintptr_t>& bounds) {
   const std::size_t count = ops.size();
+  if (!bounds.empty() && bounds.size() != 2 * count)
+    throw std::invalid_argument("fastinit: bounds must hold (first, end) byte addresses per request, or nothing");
   for (std::size_t n : {dtypes.size(), datas.size(), ndims.size(), logical_bases.size(), keys.size(),
                         purposes.size(), param_index.size()})
     if (n != count) throw std::invalid_argument("fastinit: the per-request lists differ in length");
@@ -84,6 +89,7 @@ FillBatch make_batch(const std::vector<int>& ops, const std::vector<int>& dtypes
   b.param_index = param_index.data();
   b.params = params.data();
   b.param_records = params.size() / fastinit::kRequestMaxParams;
+  b.bounds = bounds.empty() ? nullptr : bounds.data();
   return b;
 }
 
@@ -131,7 +137,7 @@ std::vector<fastinit::StatsTensor> make_stats_tensors(const std::vector<int>& dt
 }
 
 fastinit::StatsRequest make_stats_request(const std::vector<fastinit::StatsTensor>& tensors, int bins,
-                                          const std::vector<double>& ranges, int threads) {
+                                          const std::vector<double>& ranges) {
   if (bins < 0) throw std::invalid_argument("fastinit.stats: bins must be >= 0");
   if (!ranges.empty() && ranges.size() != 2 * tensors.size())
     throw std::invalid_argument("fastinit.stats: ranges must hold (lo, hi) per tensor, or nothing");
@@ -140,8 +146,29 @@ fastinit::StatsRequest make_stats_request(const std::vector<fastinit::StatsTenso
   r.count = static_cast<int>(tensors.size());
   r.bins = bins;
   r.ranges = ranges.empty() ? nullptr : ranges.data();
-  r.threads = threads;
   return r;
+}
+
+// Fills smaller than this keep the GIL: releasing and taking it back costs more than they do.
+constexpr std::int64_t kReleaseGilElements = std::int64_t{1} << 14;
+
+// Asked between chunks of a long CPU call (the GIL released): a pending Ctrl-C stops the call.
+bool python_interrupted(void*) {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;  // on error the KeyboardInterrupt (or other) is now set
+}
+
+// Runs a CPU call without the GIL, interruptible by Ctrl-C between chunks.
+template <class F>
+void run_cpu(int threads, F&& call) {
+  if (threads < 0) throw std::invalid_argument("fastinit: threads must be >= 0 (0: the default)");
+  const fastinit::RunControl control{threads, python_interrupted, nullptr};
+  try {
+    py::gil_scoped_release release;
+    call(control);
+  } catch (const fastinit::Interrupted&) {
+    throw py::error_already_set();  // the exception PyErr_CheckSignals set
+  }
 }
 
 }  // namespace
@@ -157,25 +184,66 @@ PYBIND11_MODULE(_core, m) {
       [](int op, int dtype, std::uintptr_t data, const std::vector<std::int64_t>& shape,
          const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
          std::uint64_t logical_base, std::uint32_t k0, std::uint32_t k1, std::uint32_t purpose,
-         const std::vector<double>& params, const std::string& isa) {
+         const std::vector<double>& params, const std::string& isa, int threads) {
         const FillRequest request = make_request(op, dtype, data, shape, mem_strides, logical_strides,
                                                  logical_base, k0, k1, purpose, params);
         const Isa build = parse_isa(isa);
-        py::gil_scoped_release release;
-        if (build == Isa::kGeneric) {
-          fastinit::cpu_generic::cpu_fill(request);
-        } else if (build == Isa::kAvx2) {
+        run_cpu(threads, [&](const fastinit::RunControl& control) {
+          if (build == Isa::kGeneric) {
+            fastinit::cpu_generic::cpu_fill(request, control);
+          } else if (build == Isa::kAvx2) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-          fastinit::cpu_avx2::cpu_fill(request);
+            fastinit::cpu_avx2::cpu_fill(request, control);
 #endif
-        } else {
-          fastinit::cpu_fill(request);
-        }
+          } else {
+            fastinit::cpu_fill(request, control);
+          }
+        });
       },
       py::arg("op"), py::arg("dtype"), py::arg("data"), py::arg("shape"), py::arg("mem_strides"),
       py::arg("logical_strides"), py::arg("logical_base"), py::arg("k0"), py::arg("k1"),
-      py::arg("purpose"), py::arg("params"), py::arg("isa") = "auto",
-      R"pbdoc(Fill a strided CPU buffer in place with stream values (see fastinit/_fill.py).)pbdoc");
+      py::arg("purpose"), py::arg("params"), py::arg("isa") = "auto", py::arg("threads") = 0,
+      R"pbdoc(Fill a strided CPU buffer in place with stream values (fastinit/dispatch/fill.py).
+Checked first (sizes, null pointer, overlapping elements). threads: at most this
+many threads, 0 for the default. Interruptible (Ctrl-C) between chunks of a long fill.)pbdoc");
+
+  m.def(
+      "fill_contiguous",
+      [](int op, int dtype, std::uintptr_t data, std::int64_t numel, std::uint64_t key,
+         std::uint32_t purpose, py::tuple params, int threads, std::uintptr_t key_words) {
+        // The per-call path of every small init: plain integers and one tuple of floats, read
+        // without building a vector; the GIL kept for fills too small to be worth releasing it.
+        const std::size_t n = params.size();
+        if (n > static_cast<std::size_t>(fastinit::kRequestMaxParams))
+          throw std::invalid_argument("fastinit: too many parameters");
+        double p[fastinit::kRequestMaxParams] = {};
+        for (std::size_t i = 0; i < n; ++i) {
+          p[i] = PyFloat_AsDouble(params[i].ptr());
+          if (p[i] == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+        }
+        if (key_words != 0) {  // two int64 words of 32 bits each (a key drawn into a torch buffer)
+          const std::int64_t* w = reinterpret_cast<const std::int64_t*>(key_words);
+          key = (static_cast<std::uint64_t>(w[0]) & 0xFFFFFFFFu) | (static_cast<std::uint64_t>(w[1]) << 32);
+        }
+        fastinit::ContiguousFill fill;
+        fill.op = op;
+        fill.dtype = dtype;
+        fill.data = data;
+        fill.numel = numel;
+        fill.key = key;
+        fill.purpose = purpose;
+        fill.params = p;
+        if (numel < kReleaseGilElements && threads >= 0) {
+          fastinit::cpu_fill_contiguous(fill, fastinit::RunControl{threads, nullptr, nullptr});
+          return;
+        }
+        run_cpu(threads, [&](const fastinit::RunControl& control) { fastinit::cpu_fill_contiguous(fill, control); });
+      },
+      py::arg("op"), py::arg("dtype"), py::arg("data"), py::arg("numel"), py::arg("key"),
+      py::arg("purpose"), py::arg("params"), py::arg("threads") = 0, py::arg("key_words") = 0,
+      R"pbdoc(Fill a contiguous CPU buffer of numel elements (logical index = memory index): the
+common case of fill, with less to convert. params: a tuple of floats. key: the 64-bit key, or,
+when key_words is an address, read there as two int64 words holding its low and high 32 bits.)pbdoc");
 
   m.def(
       "fill_many",
@@ -184,31 +252,35 @@ PYBIND11_MODULE(_core, m) {
          const std::vector<std::int64_t>& mem_strides, const std::vector<std::int64_t>& logical_strides,
          const std::vector<std::uint64_t>& logical_bases, const std::vector<std::uint64_t>& keys,
          const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
-         const std::vector<double>& params, int threads, const std::string& isa) {
+         const std::vector<double>& params, int threads, const std::string& isa,
+         const std::vector<std::uintptr_t>& bounds) {
         const FillBatch batch = make_batch(ops, dtypes, datas, ndims, shapes, mem_strides, logical_strides,
-                                           logical_bases, keys, purposes, param_index, params);
+                                           logical_bases, keys, purposes, param_index, params, bounds);
         const Isa build = parse_isa(isa);
-        py::gil_scoped_release release;
-        if (build == Isa::kGeneric) {
-          fastinit::cpu_generic::cpu_fill_many(batch, threads);
-        } else if (build == Isa::kAvx2) {
+        run_cpu(threads, [&](const fastinit::RunControl& control) {
+          if (build == Isa::kGeneric) {
+            fastinit::cpu_generic::cpu_fill_many(batch, control);
+          } else if (build == Isa::kAvx2) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-          fastinit::cpu_avx2::cpu_fill_many(batch, threads);
+            fastinit::cpu_avx2::cpu_fill_many(batch, control);
 #endif
-        } else {
-          fastinit::cpu_fill_many(batch, threads);
-        }
+          } else {
+            fastinit::cpu_fill_many(batch, control);
+          }
+        });
       },
       py::arg("ops"), py::arg("dtypes"), py::arg("datas"), py::arg("ndims"), py::arg("shapes"),
       py::arg("mem_strides"), py::arg("logical_strides"), py::arg("logical_bases"), py::arg("keys"),
       py::arg("purposes"), py::arg("param_index"), py::arg("params"), py::arg("threads") = 0,
-      py::arg("isa") = "auto",
+      py::arg("isa") = "auto", py::arg("bounds") = std::vector<std::uintptr_t>{},
       R"pbdoc(Fill many strided CPU buffers in one call: one entry per request in ops, dtypes, datas
 (addresses), ndims, logical_bases, keys (64-bit), purposes and param_index; the dims of all
 requests concatenated in shapes, mem_strides and logical_strides; params: records of
 FILL_PARAMS floats, request i using record param_index[i]. The result is that of the requests
-applied in order; every request is checked before any is written. threads: OpenMP threads, 0
-for the default. Op 3 is a constant fill (params[0], rounded as torch's fill_ rounds).)pbdoc");
+applied in order; every request is checked before any is written (also: null
+pointers, overlapping elements, and with bounds (first, end byte address of its storage per
+request) strides reaching outside). threads: at most this many threads, 0 for the default. Op 3
+is a constant fill (params[0], rounded as torch's fill_ rounds). Interruptible between chunks.)pbdoc");
 
   m.def(
       "fill_cuda",
@@ -235,7 +307,7 @@ for the default. Op 3 is a constant fill (params[0], rounded as torch's fill_ ro
          const std::vector<std::uint32_t>& purposes, const std::vector<std::int64_t>& param_index,
          const std::vector<double>& params, int device, std::uintptr_t stream) {
         const FillBatch batch = make_batch(ops, dtypes, datas, ndims, shapes, mem_strides, logical_strides,
-                                           logical_bases, keys, purposes, param_index, params);
+                                           logical_bases, keys, purposes, param_index, params, {});
         py::gil_scoped_release release;
         fastinit::cuda_fill_many(batch, device, stream);
       },
@@ -257,25 +329,51 @@ table passed as a kernel parameter; no host synchronisation.)pbdoc");
       R"pbdoc(One Philox4x32-10 block (for the known-answer tests).)pbdoc");
 
   m.def(
+      "transform_words",
+      [](int op, int dtype, const std::vector<double>& params, const std::vector<std::uint32_t>& words) {
+        if (!fastinit::valid_op(op) || !fastinit::valid_dtype(dtype))
+          throw std::invalid_argument("fastinit: unknown op or dtype code");
+        if (words.size() % 4 != 0) throw std::invalid_argument("fastinit: words must hold whole blocks of 4");
+        if (params.size() > static_cast<std::size_t>(fastinit::kRequestMaxParams))
+          throw std::invalid_argument("fastinit: too many parameters");
+        double p[fastinit::kRequestMaxParams] = {};
+        for (std::size_t i = 0; i < params.size(); ++i) p[i] = params[i];
+        std::vector<double> out;
+        fastinit::visit_fill<false>(op, dtype, p, [&](const auto& f, auto* out_type) {
+          using Out = std::remove_pointer_t<decltype(out_type)>;
+          using Op = std::decay_t<decltype(f)>;
+          for (std::size_t b = 0; b < words.size(); b += 4) {
+            const fastinit::Words4 r{{words[b], words[b + 1], words[b + 2], words[b + 3]}};
+            const auto v = f.block(r);
+            for (int k = 0; k < Op::kPerBlock; ++k)
+              out.push_back(static_cast<double>(fastinit::OutTraits<Out>::load(f.template finish<Out>(v.v[k]))));
+          }
+        });
+        return out;
+      },
+      py::arg("op"), py::arg("dtype"), py::arg("params"), py::arg("words"),
+      R"pbdoc(The values (as float64) an operation gives for given Philox output words, 4 per block:
+the transform of the stream alone, for known-answer tests at chosen draws (the extremes of a
+uniform, say). Not for filling.)pbdoc");
+
+  m.def(
       "stats_cpu",
       [](const std::vector<int>& dtypes, const std::vector<std::uintptr_t>& datas,
          const std::vector<std::vector<std::int64_t>>& shapes,
          const std::vector<std::vector<std::int64_t>>& strides, int bins,
          const std::vector<double>& ranges, int threads) {
         const std::vector<fastinit::StatsTensor> tensors = make_stats_tensors(dtypes, datas, shapes, strides);
-        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges, threads);
+        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges);
         std::vector<double> out(tensors.size() * static_cast<std::size_t>(fastinit::kStatsRecordHead + bins));
-        {
-          py::gil_scoped_release release;
-          fastinit::cpu_stats(request, out.data());
-        }
+        run_cpu(threads, [&](const fastinit::RunControl& control) { fastinit::cpu_stats(request, out.data(), control); });
         return out;
       },
       py::arg("dtypes"), py::arg("datas"), py::arg("shapes"), py::arg("strides"), py::arg("bins"),
       py::arg("ranges"), py::arg("threads") = 0,
-      R"pbdoc(Statistics of strided CPU buffers (see fastinit/tensor_stats.py): one raw record of
+      R"pbdoc(Statistics of strided CPU buffers (see fastinit/stats/reduce.py): one raw record of
 STATS_RECORD_HEAD + bins floats per tensor, flattened. ranges: (lo, hi) per tensor, or [] for
-numpy's default range (a second pass). threads: OpenMP threads, 0 for the default.)pbdoc");
+numpy's default range (a second pass). threads: at most this many threads, 0 for the default.
+Interruptible between chunks.)pbdoc");
 
   m.def(
       "stats_cuda_workspace_bytes",
@@ -294,7 +392,7 @@ numpy's default range (a second pass). threads: OpenMP threads, 0 for the defaul
          const std::vector<double>& ranges, std::uintptr_t out, std::uintptr_t workspace,
          std::uint64_t workspace_bytes, int device, std::uintptr_t stream) {
         const std::vector<fastinit::StatsTensor> tensors = make_stats_tensors(dtypes, datas, shapes, strides);
-        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges, 0);
+        const fastinit::StatsRequest request = make_stats_request(tensors, bins, ranges);
         py::gil_scoped_release release;
         fastinit::cuda_stats(request, out, workspace, static_cast<std::size_t>(workspace_bytes), device, stream);
       },
@@ -306,12 +404,13 @@ STATS_RECORD_HEAD + bins per tensor) into the device buffer `out`; no host synch
 The tensors must be dense in some memory order (torch: is_non_overlapping_and_dense).)pbdoc");
 
   m.def("cpu_isa", &fastinit::cpu_isa, "The CPU build in use: 'avx2' or 'generic'.");
-  m.def("has_openmp", &fastinit::has_openmp, "Whether the core was built with OpenMP.");
-  m.def("openmp_max_threads", &fastinit::openmp_max_threads, "OpenMP threads a fill may use.");
+  m.def("cpu_threads", &fastinit::cpu_threads,
+        "Threads a CPU call uses by default (FASTINIT_NUM_THREADS, OMP_NUM_THREADS, or the CPUs "
+        "this process may run on).");
   m.def("cuda_compiled", &fastinit::cuda_compiled, "Whether CUDA kernels were compiled in.");
   m.def("cuda_device_count", &fastinit::cuda_device_count,
         "Visible CUDA devices (0 without a driver or GPU; never raises).");
-  m.attr("STREAM_FORMAT_VERSION") = 1;
+  m.attr("STREAM_FORMAT_VERSION") = 2;
   m.attr("FILL_PARAMS") = fastinit::kRequestMaxParams;
   m.attr("STATS_RECORD_HEAD") = fastinit::kStatsRecordHead;
 }

@@ -40,6 +40,64 @@ inline int dtype_bytes(int dtype) {
   return kBytes[dtype];
 }
 
+// Layouts whose offsets are listed to prove them disjoint when the strides alone do not.
+constexpr std::int64_t kOverlapCheckLimit = std::int64_t{1} << 26;
+
+// Whether no two elements of a collapsed layout share a memory location. Proven from the strides
+// when, by increasing |stride|, each dim's stride is at least the span of the dims before it
+// (every dense, transposed, sliced or stepped view); otherwise the offsets are listed and
+// sorted (the rare interleaved views). Throws for a layout too large to list.
+inline bool layout_is_disjoint(const Layout& l) {
+  std::int64_t order[kMaxDims];
+  for (int d = 0; d < l.ndim; ++d) order[d] = d;
+  auto magnitude = [&](std::int64_t d) { return l.mem_stride[d] < 0 ? -l.mem_stride[d] : l.mem_stride[d]; };
+  std::sort(order, order + l.ndim, [&](std::int64_t a, std::int64_t b) { return magnitude(a) < magnitude(b); });
+  std::int64_t span = 0;  // largest offset difference within the dims so far
+  bool proven = true;
+  for (int i = 0; i < l.ndim; ++i) {
+    const std::int64_t d = order[i];
+    if (magnitude(d) <= span) {
+      proven = false;
+      break;
+    }
+    span += (l.shape[d] - 1) * magnitude(d);
+  }
+  if (proven) return true;
+  if (l.numel > kOverlapCheckLimit)
+    throw std::invalid_argument("fastinit: cannot prove that the view's " + std::to_string(l.numel) +
+                                " elements are distinct memory locations; clone() it first");
+  struct Offset {  // a type of this build's namespace: no template instance shared across builds
+    std::int64_t value;
+  };
+  std::vector<Offset> offsets(static_cast<std::size_t>(l.numel));
+  for (std::int64_t i = 0; i < l.numel; ++i) {
+    std::int64_t mem = 0;
+    std::uint64_t unused = 0;
+    unravel(i, l.ndim, l.shape, l.mem_stride, l.logical_stride, mem, unused);
+    offsets[static_cast<std::size_t>(i)].value = mem;
+  }
+  std::sort(offsets.begin(), offsets.end(), [](const Offset& a, const Offset& b) { return a.value < b.value; });
+  return std::adjacent_find(offsets.begin(), offsets.end(),
+                            [](const Offset& a, const Offset& b) { return a.value == b.value; }) == offsets.end();
+}
+
+// The bytes a fill may touch: [lo, hi) around every element of its layout.
+struct FillExtent {
+  std::uintptr_t lo, hi;
+  std::size_t order;  // position among the prepared fills
+};
+
+inline FillExtent fill_extent(const PreparedFill& p, std::size_t order) {
+  std::int64_t first = 0, last = 0;  // element offsets of the lowest and highest address
+  for (int d = 0; d < p.layout.ndim; ++d) {
+    const std::int64_t span = (p.layout.shape[d] - 1) * p.layout.mem_stride[d];
+    (span < 0 ? first : last) += span;
+  }
+  const std::int64_t bytes = dtype_bytes(p.dtype);
+  return FillExtent{p.data + static_cast<std::uintptr_t>(first * bytes),
+                    p.data + static_cast<std::uintptr_t>((last + 1) * bytes), order};
+}
+
 // Checks every request and returns the non-empty ones; throws std::invalid_argument (nothing
 // written) for the first bad one.
 inline std::vector<PreparedFill> prepare_fills(const FillBatch& batch) {
@@ -67,6 +125,11 @@ inline std::vector<PreparedFill> prepare_fills(const FillBatch& batch) {
       fail("the view has more than 16 non-mergeable dims");
     dim += static_cast<std::size_t>(ndim);
     if (p.layout.numel == 0) continue;
+    const std::uintptr_t data = batch.data[i];
+    if (data == 0) fail("null data pointer");  // (unaligned addresses are fine on the CPU)
+    if (!layout_is_disjoint(p.layout))
+      fail("unsupported operation: more than one element of the written-to tensor refers to a "
+           "single memory location");
     p.index = i;
     p.op = batch.op[i];
     p.dtype = batch.dtype[i];
@@ -74,27 +137,15 @@ inline std::vector<PreparedFill> prepare_fills(const FillBatch& batch) {
     p.key = StreamKey{static_cast<std::uint32_t>(batch.key[i]), static_cast<std::uint32_t>(batch.key[i] >> 32),
                       batch.purpose[i]};
     p.params = batch.params + record * kRequestMaxParams;
+    if (batch.bounds != nullptr) {
+      const FillExtent e = fill_extent(p, 0);
+      if (e.lo < batch.bounds[2 * i] || e.hi > batch.bounds[2 * i + 1] || e.lo > e.hi)
+        fail("the view's strides reach outside its storage");
+    }
     out.push_back(p);
   }
   if (dim != batch.dims) throw std::invalid_argument("fastinit: the dims of the requests do not add up");
   return out;
-}
-
-// The bytes a fill may touch: [lo, hi) around every element of its layout.
-struct FillExtent {
-  std::uintptr_t lo, hi;
-  std::size_t order;  // position among the prepared fills
-};
-
-inline FillExtent fill_extent(const PreparedFill& p, std::size_t order) {
-  std::int64_t first = 0, last = 0;  // element offsets of the lowest and highest address
-  for (int d = 0; d < p.layout.ndim; ++d) {
-    const std::int64_t span = (p.layout.shape[d] - 1) * p.layout.mem_stride[d];
-    (span < 0 ? first : last) += span;
-  }
-  const std::int64_t bytes = dtype_bytes(p.dtype);
-  return FillExtent{p.data + static_cast<std::uintptr_t>(first * bytes),
-                    p.data + static_cast<std::uintptr_t>((last + 1) * bytes), order};
 }
 
 // Consecutive segments in which no two fills' extents intersect: one segment unless the batch
@@ -134,6 +185,15 @@ inline std::vector<FillSegment> disjoint_segments(const std::vector<PreparedFill
   }
   segments.push_back(FillSegment{begin, n});
   return segments;
+}
+
+// The checks of a request, for a ContiguousFill (throws std::invalid_argument).
+inline void check_contiguous_fill(const ContiguousFill& f) {
+  if (!valid_op(f.op)) throw std::invalid_argument("fastinit: unknown fill op code " + std::to_string(f.op));
+  if (!valid_dtype(f.dtype)) throw std::invalid_argument("fastinit: unknown dtype code " + std::to_string(f.dtype));
+  if (f.numel < 0) throw std::invalid_argument("fastinit: negative size");
+  if (f.numel > 0 && f.data == 0) throw std::invalid_argument("fastinit: null data pointer");
+  if (f.params == nullptr) throw std::invalid_argument("fastinit: no parameters");
 }
 
 // A single request as a batch of one.

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "run_control.h"
+
 namespace fastinit {
 
 // kOpConstant writes params[0] rounded to the dtype (as torch's fill_ rounds a Python float);
@@ -47,6 +49,22 @@ struct FillBatch {
   const std::int64_t* param_index = nullptr;
   const double* params = nullptr;
   std::size_t param_records = 0;
+  // Optional: bounds[2 i], bounds[2 i + 1] are the first and one-past-last byte address of the
+  // memory request i may write (its storage); a fill reaching outside is rejected. nullptr: not
+  // checked (the caller vouches for the strides).
+  const std::uintptr_t* bounds = nullptr;
+};
+
+// A contiguous tensor of numel elements whose logical index is its memory index: the common
+// case of one fill, without the per-dim arrays of a FillRequest.
+struct ContiguousFill {
+  int op = 0;
+  int dtype = 0;
+  std::uintptr_t data = 0;
+  std::int64_t numel = 0;
+  std::uint64_t key = 0;  // low word k0, high word k1
+  std::uint32_t purpose = 0;
+  const double* params = nullptr;  // kRequestMaxParams doubles
 };
 
 }  // namespace fastinit

@@ -22,7 +22,6 @@ struct StatsRequest {
   int bins = 0;                    // 0: no histogram
   const double* ranges = nullptr;  // 2 * count: (lo, hi) per tensor; nullptr: numpy's default
                                    // range per tensor (a first pass finds it)
-  int threads = 0;                 // CPU: OpenMP threads, 0 for the default
 };
 
 // The raw record of a tensor: kStatsHead doubles (csrc/common/stats_accumulator.h), then bins.

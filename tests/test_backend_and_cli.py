@@ -283,7 +283,7 @@ def test_bench_errors_are_one_line(capsys):
     import torch
 
     from fastinit.bench.cli import main
-    cases = [(["--sections", "gpu"], 2, "unknown section 'gpu' (choose from: cpu, stats, model, cuda)"),
+    cases = [(["--sections", "gpu"], 2, "unknown section 'gpu' (choose from: cpu, busy, stats, model, cuda)"),
              (["--sections", "cpu,foo,bar"], 2, "unknown sections 'foo', 'bar'"),
              (["--repeats", "0"], 2, "--repeats must be at least 1 (got 0)"),
              (["--markdown", "/nonexistent-dir/x.md"], 2, "the folder /nonexistent-dir does not exist")]
@@ -315,11 +315,11 @@ def test_cpu_benchmark_times_every_contender_on_the_cases_it_lists():
     from fastinit.bench import cpu as bench
 
     rows = bench.bench_cpu_init((64, 32), ["float64"], 1, cases=bench.FLOAT64_CASES)
-    rows += bench.bench_cpu_small(1)
+    rows += bench.bench_cpu_small(1, sizes=(64, 4096))
     assert [(r.section, r.case, r.dtype) for r in rows] == (
         [("cpu", case, "float64") for case in bench.FLOAT64_CASES]
-        + [("cpu-small", f"uniform_ x{bench.SMALL_CALLS} calls", "float32"),
-           ("cpu-small", f"kaiming_uniform_ x{bench.SMALL_CALLS} calls", "float32")])
+        + [("cpu-small", f"{case} {n} el. x{bench.SMALL_CALLS} calls", "float32")
+           for n in (64, 4096) for case in ("uniform_", "normal_", "kaiming_uniform_")])
     for r in rows:
         assert set(r.seconds) == {"fastinit", "torch", "fill_"}
         assert all(s > 0 for s in r.seconds.values())

@@ -424,6 +424,33 @@ def test_graph_capture_and_replay(rng):
             assert_same_bits(t, e, "graph replay")
 
 
+@gpu_test
+def test_capture_of_a_kernel_never_launched_before(rng):
+    """The first fill of an (op, dtype, layout) ever made is inside the capture: no lazy
+    initialisation (occupancy queries, first-launch module loading) may break it."""
+    seed = int(rng.integers(0, 2**62))
+    x = poisoned_cuda((3, 5, 7), torch.float64)[:, 1:, ::2]  # float64 runs: a fresh kernel
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fastinit.trunc_normal_(x, mean=1.0, std=0.5, a=-3.0, b=-2.5, generator=seed)
+    x.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    want = fastinit.trunc_normal_(torch.empty(x.shape, dtype=torch.float64), mean=1.0, std=0.5,
+                                  a=-3.0, b=-2.5, generator=seed)
+    assert_same_bits(x, want, "first launch inside capture")
+
+
+@gpu_test
+def test_a_cuda_generator_inside_capture_is_a_clear_error():
+    x = torch.empty(100, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(1)
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="CUDA graph capture"):
+        with torch.cuda.graph(graph):
+            fastinit.normal_(x, generator=g)
+
+
 # --------------------------------------------------------------------------- errors, devices
 
 @gpu_test

@@ -122,8 +122,6 @@ def _torch_install_mentions() -> list[tuple[str, str]]:
     files = DOCS + sorted((ROOT / "src" / "fastinit").rglob("*.py"))
     for path in files:
         rel = str(path.relative_to(ROOT))
-        if rel.startswith("src/fastinit/demo/"):
-            continue  # issue 13 rewrites the demo's messages: include it once that is merged
         for m in re.finditer(r"pip install [^\n`\"']*?\btorch\b[^\n`\"']*", path.read_text()):
             found.append((rel, m.group(0)))
     return found

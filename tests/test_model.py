@@ -337,12 +337,75 @@ def test_unknown_modules_fall_back_to_their_reset():
 
 
 def test_parametrized_module_falls_back():
+    """Its own reset_parameters() runs (the bias is re-drawn); it writes the computed weight,
+    not the parametrization's originals, which are therefore reported (never silently kept)."""
     lin = nn.Linear(6, 3000)
     torch.nn.utils.parametrizations.weight_norm(lin)
     with torch.no_grad():
         lin.bias.fill_(float("nan"))
-    fastinit.reset_parameters(lin)  # its own reset_parameters: no error, bias re-drawn
+    originals = [p.detach().clone() for p in lin.parametrizations.weight.parameters()]
+    with pytest.warns(fastinit.UninitializedTensorsWarning,
+                      match=r"parametrizations\.weight\.original0.*original1"):
+        fastinit.reset_parameters(lin, missing="warn")
     check_uniform(lin.bias, 1 / math.sqrt(6), "bias")
+    for before, after in zip(originals, lin.parametrizations.weight.parameters()):
+        assert torch.equal(before, after)
+
+
+def test_parametrized_module_reported_by_default_and_nothing_written():
+    lin = nn.Linear(6, 30)
+    torch.nn.utils.parametrizations.weight_norm(lin)
+    before = _state(lin)
+    cpu_state = torch.random.get_rng_state()
+    with pytest.raises(fastinit.UninitializedTensorsError) as info:
+        fastinit.reset_parameters(lin)
+    assert info.value.names == ["parametrizations.weight.original0 (ParametrizationList)",
+                                "parametrizations.weight.original1 (ParametrizationList)"]
+    after = _state(lin)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(torch.random.get_rng_state(), cpu_state)
+
+
+class Failing(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(4))
+        self.child = nn.Linear(3, 3)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            torch.nn.init.uniform_(self.w)   # a write, a draw from torch's generator ...
+            self.child.weight.fill_(2.0)
+        raise RuntimeError("boom")           # ... then a failure
+
+
+class Writes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.zeros(5))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.v.data.normal_()  # through .data: no version bump, still seen as written
+
+
+def test_reset_parameters_is_atomic_when_an_own_reset_fails():
+    model = nn.Sequential(nn.Linear(4, 4), Writes(), nn.LayerNorm(4), Failing(), nn.Linear(4, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ptrs = [p.data_ptr() for p in model.parameters()]
+    g = fastinit.Generator(9)
+    g_state, cpu_state = g.get_state(), torch.random.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        fastinit.reset_parameters(model, generator=g)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert [p.data_ptr() for p in model.parameters()] == ptrs
+    assert g.get_state() == g_state and torch.equal(torch.random.get_rng_state(), cpu_state)
+    # without the failing module: the same call writes everything, the .data write included
+    ok = nn.Sequential(nn.Linear(4, 4), Writes(), nn.LayerNorm(4))
+    poison(ok)
+    fastinit.reset_parameters(ok, generator=9)
+    assert all(torch.isfinite(t).all() for t in ok.state_dict().values())
 
 
 def test_reset_rejects_non_module():

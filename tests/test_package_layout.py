@@ -23,6 +23,7 @@ ALLOWED = {
     "initializers": {"init", "fans", "dispatch", "stream"},
     "stats": {"dispatch", "stream"},
     "model": {"init", "initializers", "stats", "fans", "dispatch", "stream"},
+    "integrations": {"model", "init", "initializers", "fans", "dispatch", "stream"},
     "watch": {"stats", "dispatch", "stream"},
     "info": {"dispatch"},
     "demo": {"fastinit", "watch", "model", "initializers", "init", "stats", "fans", "dispatch",

@@ -16,7 +16,16 @@ import torch.nn as nn
 
 import fastinit
 from fastinit.stats import DeferredStats, Stats
-from fastinit.watch import EXPLODING_RATIO, VANISHING_RATIO, Verdict, Watch, verdict, watch
+from fastinit.watch import (
+    DEAD_SHARE,
+    EXPLODING_RATIO,
+    SATURATED_SLOPE,
+    VANISHING_RATIO,
+    Verdict,
+    Watch,
+    verdict,
+    watch,
+)
 
 
 # ------------------------------------------------------------------------------- reference
@@ -348,14 +357,214 @@ def test_verdicts_on_deep_nets(rng, act, init, expected):
     v = w.verdicts()
     assert v["activations"].label == expected
     assert v["gradients"].label == expected
-    assert v["activations"].layers == 20       # the nonlinearities' outputs, not the Linears'
-    stds = [w.records()[str(i)].std for i in range(1, 40, 2)]
-    assert v["activations"].ratio == pytest.approx(stds[-1] / stds[0])
+    # judged by default: the 21 weight layers and the 20 nonlinearities (each group against
+    # its own first layer), in forward order for the activations
+    names = [lv.name for lv in v["activations"].per_layer]
+    assert names == [str(i) for i in range(41)]
+    assert [lv.name for lv in v["gradients"].per_layer] == names[::-1]
     assert "verdict: activations " + expected in w.report()
-    # an explicit profile: the Linear outputs of the stack (not the head, whose default-init
-    # bias sets its output scale)
+    # an explicit profile: the nonlinearities' outputs, the first being the reference
+    acts = w.verdicts(layers=[act])["activations"]
+    stds = [w.records()[str(i)].std for i in range(1, 40, 2)]
+    assert acts.layers == 20 and acts.label == expected
+    assert acts.ratio == pytest.approx(stds[-1] / stds[0])
+    for lv, std in zip(acts.per_layer, stds):
+        assert lv.ratio == pytest.approx(std / stds[0])
+    # or the Linear outputs of the stack (not the head, whose default-init bias sets its scale)
     lin = w.verdicts(layers=[str(i) for i in range(0, 40, 2)])
     assert lin["activations"].layers == 20 and lin["activations"].label == expected
+
+
+@pytest.mark.backends("numpy")
+def test_layer_verdicts_dead_and_saturated_thresholds():
+    # dead: the share of exact zeros, at the threshold and just below it
+    v = verdict([1.0, 1.0, 1.0], zeros=[0.5, DEAD_SHARE, DEAD_SHARE - 1e-9])
+    assert [lv.label for lv in v.per_layer] == ["healthy", "dead", "healthy"]
+    assert v.label == "dead" and v.counts == {"healthy": 2, "dead": 1} and v.first == "layer 2"
+    # saturated: the mean slope over its maximum, below the threshold
+    v = verdict([0.9, 0.9, 0.9], slopes=[SATURATED_SLOPE, SATURATED_SLOPE * 0.99, 0.8])
+    assert [lv.label for lv in v.per_layer] == ["healthy", "saturated", "healthy"]
+    assert str(v) == "saturated (1 of 3 layers)"
+    # the order: exploding before vanishing before dead before saturated
+    v = verdict([1.0, 1e-3, 1.0, 1e3], zeros=[0, 0, 1.0, 0], slopes=[0.1, 1, 1, 1])
+    assert [lv.label for lv in v.per_layer] == ["saturated", "vanishing", "dead", "exploding"]
+    assert v.label == "exploding" and v.low == pytest.approx(1e-3) and v.high == 1e3
+    assert verdict([1.0, 1e-3, 1.0]).label == "vanishing"
+    assert verdict([1.0, 0.0]).label == "vanishing" and "to 0" in str(verdict([1.0, 0.0]))
+    with pytest.raises(ValueError, match="zeros has 1 values for 2 layers"):
+        verdict([1.0, 1.0], zeros=[0.0])
+
+
+@pytest.mark.backends("numpy")
+def test_mean_slope_from_mean_and_rms(rng):
+    from fastinit.watch.verdicts import mean_slope
+    for scale in (0.1, 1.0, 5.0):
+        z = rng.standard_normal(100_000) * scale
+        for kind, f, df, top in (("tanh", np.tanh, lambda h: 1 - h * h, 1.0),
+                                 ("sigmoid", lambda x: 1 / (1 + np.exp(-x)),
+                                  lambda h: h * (1 - h), 0.25)):
+            h = f(z)
+            got = mean_slope(kind, float(h.mean()), float(np.sqrt(np.mean(h * h))))
+            assert got == pytest.approx(float(np.mean(df(h))) / top, rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError):
+        mean_slope("relu", 0.0, 1.0)
+
+
+def test_saturation_and_dead_layers_in_a_watched_net(rng):
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    model = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                          nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8))
+    with torch.no_grad():
+        for i in (0, 2):
+            model[i].weight.normal_(0, 3.0)         # pre-activations of std ~17: saturated tanh
+        model[4].bias.fill_(-100.0)                 # every ReLU input negative: dead
+    with watch(model, weights=False) as w:
+        model(batch(rng, n=64, d=32)).sum().backward()
+    v = w.verdicts()["activations"]
+    labels = {lv.name: lv.label for lv in v.per_layer}
+    assert labels["1"] == labels["3"] == "saturated" and labels["5"] == "dead"
+    assert v.counts["saturated"] == 2 and v.counts["dead"] == 1
+    # nothing passes the dead layer: the head's output is its bias, the same for every input
+    assert labels["6"] == "vanishing" and v.label == "vanishing" and v.first == "6"
+    acts = w.records()
+    assert dict((lv.name, lv.slope) for lv in v.per_layer)["1"] == pytest.approx(
+        1 - acts["1"].rms ** 2)
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln, self.fc, self.act = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.GELU()
+        self.proj, self.drop = nn.Linear(4 * d, d), nn.Dropout(0.1)
+
+    def forward(self, x):
+        return x + self.drop(self.proj(self.act(self.fc(self.ln(x)))))
+
+
+class Gpt(nn.Module):
+    """A GPT-2-like toy: an embedding, blocks (LayerNorm, Linear, GELU, Linear, Dropout on the
+    residual stream), a final LayerNorm and a head."""
+
+    def __init__(self, blocks=3, d=16, vocab=50):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.h = nn.ModuleList(Block(d) for _ in range(blocks))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.wte(ids)
+        for b in self.h:
+            x = b(x)
+        return self.head(self.ln_f(x))
+
+
+def test_verdicts_judge_the_layers_that_matter_not_dropout(rng):
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    model = Gpt()
+    ids = torch.from_numpy(rng.integers(0, 50, (4, 12)))
+    with watch(model, weights=False) as w:
+        torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    assert any(n.endswith("drop") for n in w.layers)
+    v = w.verdicts()
+    judged = [lv.name for lv in v["activations"].per_layer]
+    assert judged == ["wte"] + [f"h.{i}.{m}" for i in range(3) for m in ("fc", "act", "proj")] \
+        + ["head"]
+    assert w.select() == ["wte"] + [f"h.{i}.{m}" for i in range(3) for m in ("fc", "proj")] \
+        + ["head"]
+    # the gradient reference is not the head's output gradient (the loss's own dL/dlogits)
+    g = {lv.name: lv for lv in v["gradients"].per_layer}
+    grads = w.records("gradients")
+    assert g["h.2.proj"].ratio == pytest.approx(1.0)
+    assert g["head"].ratio == pytest.approx(grads["head"].std / grads["h.2.proj"].std)
+    # Dropout can still be judged when asked for
+    assert w.verdicts(layers=[nn.Dropout])["activations"].layers == 3
+
+
+@pytest.mark.backends("numpy")
+def test_name_patterns_match_one_component_per_star():
+    model = Gpt()
+    names = lambda sel: [n for n, _ in Watch._select(model, sel)]  # noqa: E731
+    assert names("h.*") == ["h.0", "h.1", "h.2"]                  # the blocks, not their insides
+    assert names("h.*.fc") == ["h.0.fc", "h.1.fc", "h.2.fc"]
+    assert names("**.fc") == ["h.0.fc", "h.1.fc", "h.2.fc"]
+    assert names("h.1.**") == ["h.1.ln", "h.1.fc", "h.1.act", "h.1.proj", "h.1.drop"]
+    assert names("h.[02]") == ["h.0", "h.2"]
+    assert names("h.?.ln") == ["h.0.ln", "h.1.ln", "h.2.ln"]
+    assert names("*") == ["wte", "h", "ln_f", "head"]
+    assert names("head") == ["head"]
+    assert len(names("all")) == len(list(model.modules()))
+    with pytest.raises(ValueError, match=r"'\*' stays within one name component"):
+        watch(model, modules=["*.fc"])
+    # a block-level watch records each block's output: the residual stream
+    with watch(model, modules="h.*", weights=False) as w:
+        model(torch.zeros(2, 5, dtype=torch.long)).sum().backward()
+    assert w.layers == ["h.0", "h.1", "h.2"]
+    with pytest.raises(KeyError, match="only hooked modules are recorded"):
+        w.select("h.*.fc")
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpointed_recomputation_is_not_counted_twice(rng, reentrant):
+    from torch.utils.checkpoint import checkpoint
+
+    class Net(nn.Module):
+        def __init__(self, ckpt):
+            super().__init__()
+            self.ckpt = ckpt
+            self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(12, 12), nn.Tanh())
+                                        for _ in range(3))
+            self.head = nn.Linear(12, 4)
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = checkpoint(b, x, use_reentrant=reentrant) if self.ckpt else b(x)
+            return self.head(x)
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    plain, ckpt = Net(False), Net(True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = batch(rng).requires_grad_(reentrant)     # reentrant checkpoints need an input with grad
+    recs = []
+    for model in (plain, ckpt):
+        with watch(model, weights=False, modules="all") as w:
+            model(x).square().sum().backward()
+            model(x).square().sum().backward()
+        assert w.steps == [0, 1]
+        recs.append((w.records("activations"), w.records("gradients")))
+    (a0, g0), (a1, g1) = recs
+    assert list(a0) == list(a1) and set(g0) == set(g1)
+    for name in a0:
+        assert a1[name].count == a0[name].count, name          # not doubled
+        assert_close(a1[name], _as_ref(a0[name]), rtol=1e-6)
+    for name in g0:
+        assert g1[name].count == g0[name].count, name
+        assert_close(g1[name], _as_ref(g0[name]), rtol=1e-6)
+
+
+def test_batch_stats_record_the_spread_across_the_batch(rng):
+    model = mlp(rng, act=nn.Sigmoid)
+    cap = Capture({"1": model[1]})
+    with watch(model, batch_stats=True, weights=False) as w:
+        model(batch(rng, n=16)).sum().backward()
+    out = cap.out["1"][0]
+    o32 = out.float()                     # centered as the watch does, in the output's dtype
+    assert_close(w.records("centered")["1"], ref_stats(o32 - o32.mean(0, keepdim=True)))
+    spread = float((out - out.mean(0, keepdim=True)).square().mean().sqrt())
+    assert w.records("centered")["1"].rms == pytest.approx(spread, rel=1e-6)
+    assert_close(w.records("activations")["1"], ref_stats(out))
+    # a sigmoid layer whose units are constants plus offsets: healthy by total std, vanishing
+    # by the spread across the batch
+    lin = nn.Linear(8, 8)
+    with torch.no_grad():
+        lin.weight.mul_(1e-6)
+        lin.bias.normal_(0, 1.0)
+    net = nn.Sequential(nn.Linear(8, 8), nn.Sigmoid(), lin, nn.Sigmoid())
+    x = batch(rng, n=32, d=8)
+    for stats, expected in ((False, "healthy"), (True, "vanishing")):
+        with watch(net, batch_stats=stats, weights=False) as w:
+            net(x).sum().backward()
+        assert w.verdicts(layers=[nn.Sigmoid])["activations"].label == expected
 
 
 # ------------------------------------------------------------------------- reading, export
@@ -414,6 +623,77 @@ def test_plot_writes_png(rng, tmp_path):
     path = w.plot(str(tmp_path / "watch.png"))
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+@pytest.mark.backends("numpy")
+def test_log_axes_survive_exact_zeros_and_underflow():
+    pytest.importorskip("matplotlib")
+    from fastinit.watch.charts import figure, log_curves, name_axis
+    fig = figure(4, 3)
+    ax = fig.subplots()
+    x = np.arange(6)
+    values = [1.0, 0.5, 0.0, 1e-30, np.nan, 1e30]
+    lo, hi = log_curves(ax, x, {"a": values}, {"a": "red"}, band=(1e-2, 1e2))
+    assert ax.get_yscale() == "log" and 0 < lo < 1e-2 and hi > 1e2
+    assert hi / lo <= 10.0 ** 12 * 1.0001          # clipped: 1e±30 do not flatten the rest
+    markers = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
+    got = {(ln.get_marker(), ln.get_mfc() == "white"): list(ln.get_xdata()) for ln in markers}
+    assert got == {("v", False): [2], ("v", True): [3], ("^", True): [5], ("^", False): [4]}
+    for ln in markers:   # on the edges of the axis, not off it
+        y = ln.get_ydata()[0]
+        assert lo < y < hi and (y < lo * 2 or y > hi / 2)
+    curve = next(ln for ln in ax.lines if ln.get_linestyle() == "-")
+    assert np.isnan(curve.get_ydata()[2:]).all() and list(curve.get_ydata()[:2]) == [1.0, 0.5]
+    # 200 layer names: at most 60 labelled, each a name (long ones keep their tail)
+    names = [f"encoder.layers.{i}.attention.output.dense" for i in range(200)]
+    name_axis(ax, names)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert 30 <= len(labels) <= 60 and all(lab.endswith("attention.output.dense") for lab in labels)
+
+
+def test_plot_a_200_module_model_with_zero_gradients(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+
+    class Res(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.fc1, self.bn1, self.act = nn.Linear(d, d), nn.BatchNorm1d(d), nn.ReLU()
+            self.fc2, self.bn2 = nn.Linear(d, d), nn.BatchNorm1d(d)
+            nn.init.zeros_(self.bn2.weight)         # zero-init last norm: the branch starts off
+
+        def forward(self, x):
+            return torch.relu(x + self.bn2(self.fc2(self.act(self.bn1(self.fc1(x))))))
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    model = nn.Sequential(nn.Linear(16, 16), *[Res(16) for _ in range(40)], nn.Linear(16, 4))
+    with watch(model, bins=16) as w:
+        model(batch(rng, n=8, d=16)).sum().backward()
+    assert len(w.layers) == 2 + 40 * 5 and len(w.select()) == 2 + 40 * 2
+    g = w.records("gradients")
+    assert g["1.fc1"].std == 0.0 and g["1.fc1"].zeros == g["1.fc1"].count   # the branch: 0
+    v = w.verdicts()["gradients"]
+    assert v.label == "vanishing" and "to 0" in str(v)
+    for path, layers in (("default.png", None), ("all.png", "all")):
+        out = w.plot(str(tmp_path / path), layers=layers)
+        assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_steps_draws_statistics_over_training(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+    model = mlp(rng, act=nn.ReLU)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with watch(model, bins=12, every=2) as w:
+        for _ in range(9):
+            model(batch(rng)).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    assert w.steps == [0, 2, 4, 6, 8]
+    for kind in ("activations", "gradients"):
+        path = w.plot_steps(str(tmp_path / f"{kind}.png"), kind=kind, layers="all")
+        data = open(path, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    with pytest.raises(ValueError, match="activations' or 'gradients"):
+        w.plot_steps(str(tmp_path / "w.png"), kind="weights")
 
 
 # ------------------------------------------------------------------------- filters, errors

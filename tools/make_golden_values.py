@@ -1,4 +1,4 @@
-"""Write tests/data/golden_v1.json: pinned values of random-stream format v1.
+"""Write tests/data/golden_v<N>.json: pinned values of random-stream format v<N>.
 
 Run once when a stream format version is created, never to "fix" a failing golden test: a
 failure there means users' weights changed. Run from the repository root:
@@ -15,7 +15,8 @@ import torch
 
 import fastinit
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "golden_v1.json"
+OUT = (Path(__file__).resolve().parent.parent / "tests" / "data"
+       / f"golden_v{fastinit.STREAM_FORMAT_VERSION}.json")
 N = 1003
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}

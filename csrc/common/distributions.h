@@ -1,4 +1,4 @@
-// Random-stream format v1: from (key, element index) to a value. docs/stream-format.md is the
+// The random-stream format (v2): from (key, element index) to a value. docs/stream-format.md is the
 // normative description; this header and fastinit/_numpy_stream.py implement it.
 //
 // Element i of a tensor (its row-major logical index) belongs to Philox block b = i / K, lane
@@ -25,6 +25,21 @@ FI_HD Words4 stream_block(const StreamKey& key, std::uint64_t block) {
                        key.purpose, 0u, key.k0, key.k1);
 }
 
+// The same key with its Philox round keys computed once (philox.h): the same blocks.
+struct StreamRoundKeys {
+  PhiloxKeys philox;
+  std::uint32_t purpose;
+};
+
+FI_HD StreamRoundKeys round_keys(const StreamKey& key) {
+  return StreamRoundKeys{philox_keys(key.k0, key.k1), key.purpose};
+}
+
+FI_HD Words4 stream_block(const StreamRoundKeys& keys, std::uint64_t block) {
+  return philox4x32_10(static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                       keys.purpose, 0u, keys.philox);
+}
+
 template <class T, int K>
 struct Values {
   T v[K];
@@ -46,9 +61,19 @@ FI_HD std::uint64_t join_words(const Words4& r, int j) {
   return (static_cast<std::uint64_t>(r.w[2 * j]) << 32) | r.w[2 * j + 1];
 }
 
+// Round v to Out, then clamp it to [lo, hi] (values representable in Out).
+template <class Out, class T>
+FI_HD Out round_and_clamp(T v, T lo, T hi) {
+  T rounded = round_to<Out>(v);
+  rounded = rounded < lo ? lo : rounded;
+  rounded = rounded > hi ? hi : rounded;
+  return OutTraits<Out>::store(rounded);
+}
+
 // --- uniform: a + (k + 1/2) (b - a) / 2^bits, as one multiply-add from host-computed step/start,
-// kept inside [lo, hi] (the compute type's values nearest to [a, b] from inside: step and start
-// are rounded, so the extreme cells could otherwise end a rounding error beyond a or b).
+// rounded to the output dtype, then kept inside [lo, hi]: the output dtype's values nearest to
+// [a, b] from inside (step and start are rounded, so an extreme cell could end a rounding error
+// beyond a or b, and rounding to a 16-bit dtype can go past b).
 template <class T>
 struct UniformOp {
   T step;   // (b - a) * 2^-24 (float family) or 2^-52 (float64)
@@ -57,30 +82,30 @@ struct UniformOp {
   T hi = std::numeric_limits<T>::infinity();
   static constexpr int kPerBlock = Family<T>::kPerBlock;
 
-  FI_HD T clamp(T v) const {
-    v = v < lo ? lo : v;
-    return v > hi ? hi : v;
-  }
-  FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const;
+  // The draws madd(k, step, start) for the block's cell indices k, in [0, kMaxCell]: monotone
+  // in k, so when the two extreme cells round into [lo, hi] every draw does and the clamp of
+  // finish changes nothing (the CUDA launcher checks that and then skips it).
+  static constexpr T kMaxCell = Family<T>::kPerBlock == 4 ? T(16777215) : T(4503599627370495.0);
+  FI_HD Values<T, Family<T>::kPerBlock> draws(Words4 r) const;
+  FI_HD Values<T, Family<T>::kPerBlock> block(Words4 r) const { return draws(r); }
   template <class Out>
   FI_HD Out finish(T v) const {
-    return OutTraits<Out>::store(v);
+    return round_and_clamp<Out>(v, lo, hi);
   }
 };
 
 template <>
-FI_HD Values<float, 4> UniformOp<float>::block(Words4 r) const {
+FI_HD Values<float, 4> UniformOp<float>::draws(Words4 r) const {
   Values<float, 4> out;
   FI_UNROLL
-  for (int k = 0; k < 4; ++k)
-    out.v[k] = clamp(madd(static_cast<float>(static_cast<std::int32_t>(r.w[k] >> 8)), step, start));
+  for (int k = 0; k < 4; ++k) out.v[k] = madd(static_cast<float>(static_cast<std::int32_t>(r.w[k] >> 8)), step, start);
   return out;
 }
 template <>
-FI_HD Values<double, 2> UniformOp<double>::block(Words4 r) const {
+FI_HD Values<double, 2> UniformOp<double>::draws(Words4 r) const {
   Values<double, 2> out;
   FI_UNROLL
-  for (int j = 0; j < 2; ++j) out.v[j] = clamp(madd(u52_to_double(join_words(r, j) >> 12), step, start));
+  for (int j = 0; j < 2; ++j) out.v[j] = madd(u52_to_double(join_words(r, j) >> 12), step, start);
   return out;
 }
 
@@ -94,15 +119,6 @@ FI_HD void box_muller(T u1, std::uint32_t quadrant, T v, T& z0, T& z1) {
   quarter_turns(quadrant, s, c, cos_t, sin_t);
   z0 = radius * cos_t;
   z1 = radius * sin_t;
-}
-
-// Round v to Out, then clamp it to [lo, hi] (values representable in Out).
-template <class Out, class T>
-FI_HD Out round_and_clamp(T v, T lo, T hi) {
-  T rounded = round_to<Out>(v);
-  rounded = rounded < lo ? lo : rounded;
-  rounded = rounded > hi ? hi : rounded;
-  return OutTraits<Out>::store(rounded);
 }
 
 template <class T>

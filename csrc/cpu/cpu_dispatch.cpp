@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "cpu_entry.h"
-#include "omp_compat.h"
+#include "thread_pool.h"
 
 namespace fastinit {
 namespace {
@@ -32,43 +32,38 @@ bool use_avx2() {
 
 }  // namespace
 
-void cpu_fill(const FillRequest& request) {
+void cpu_fill(const FillRequest& request, const RunControl& control) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-  if (use_avx2()) return cpu_avx2::cpu_fill(request);
+  if (use_avx2()) return cpu_avx2::cpu_fill(request, control);
 #endif
-  cpu_generic::cpu_fill(request);
+  cpu_generic::cpu_fill(request, control);
 }
 
-void cpu_fill_many(const FillBatch& batch, int threads) {
+void cpu_fill_contiguous(const ContiguousFill& fill, const RunControl& control) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-  if (use_avx2()) return cpu_avx2::cpu_fill_many(batch, threads);
+  if (use_avx2()) return cpu_avx2::cpu_fill_contiguous(fill, control);
 #endif
-  cpu_generic::cpu_fill_many(batch, threads);
+  cpu_generic::cpu_fill_contiguous(fill, control);
 }
 
-void cpu_stats(const StatsRequest& request, double* out) {
+void cpu_fill_many(const FillBatch& batch, const RunControl& control) {
 #if defined(FASTINIT_HAS_AVX2_BUILD)
-  if (use_avx2()) return cpu_avx2::cpu_stats(request, out);
+  if (use_avx2()) return cpu_avx2::cpu_fill_many(batch, control);
 #endif
-  cpu_generic::cpu_stats(request, out);
+  cpu_generic::cpu_fill_many(batch, control);
+}
+
+void cpu_stats(const StatsRequest& request, double* out, const RunControl& control) {
+#if defined(FASTINIT_HAS_AVX2_BUILD)
+  if (use_avx2()) return cpu_avx2::cpu_stats(request, out, control);
+#endif
+  cpu_generic::cpu_stats(request, out, control);
 }
 
 std::string cpu_isa() { return use_avx2() ? "avx2" : "generic"; }
 
-bool has_openmp() {
-#if defined(FASTINIT_HAS_OPENMP)
-  return true;
-#else
-  return false;
-#endif
-}
+int cpu_threads() { return pool::default_threads(); }
 
-int openmp_max_threads() {
-#if defined(FASTINIT_HAS_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+const char* Interrupted::what() const noexcept { return "fastinit: interrupted"; }
 
 }  // namespace fastinit

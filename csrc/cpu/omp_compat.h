@@ -1,23 +1,13 @@
-// OpenMP pragmas behind macros so the core builds (serially) without OpenMP.
+// OpenMP's SIMD pragma behind a macro: compiled with -fopenmp-simd (no OpenMP runtime; the
+// threads are fastinit's own, thread_pool.h), else GCC's ivdep, else nothing.
 #pragma once
 
 #define FI_PRAGMA(x) _Pragma(#x)
 
-#if defined(FASTINIT_HAS_OPENMP)
-#include <omp.h>
-// A loop over units of work on `threads` threads: an equal contiguous share each (static), or
-// handed out one at a time (dynamic).
-#define FI_OMP_PARALLEL_FOR_STATIC(threads, cond) \
-  FI_PRAGMA(omp parallel for schedule(static) num_threads(threads) if (cond))
-#define FI_OMP_PARALLEL_FOR_DYNAMIC(threads, cond) \
-  FI_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(threads) if (cond))
+#if defined(FASTINIT_HAS_OPENMP_SIMD)
 #define FI_OMP_SIMD FI_PRAGMA(omp simd)
-#else
-#define FI_OMP_PARALLEL_FOR_STATIC(threads, cond)
-#define FI_OMP_PARALLEL_FOR_DYNAMIC(threads, cond)
-#if defined(__GNUC__) && !defined(__clang__)
+#elif defined(__GNUC__) && !defined(__clang__)
 #define FI_OMP_SIMD FI_PRAGMA(GCC ivdep)
 #else
 #define FI_OMP_SIMD
-#endif
 #endif

@@ -6,7 +6,7 @@
 //         summarised by kStatsLanes independent SIMD lanes (stats_lanes.h) with the corrected
 //         two-pass formula;
 //   item  kStatsItemTiles consecutive tiles of one tensor, their summaries merged in order: the
-//         unit of OpenMP work, each writing its own partial.
+//         unit of parallel work (thread_pool.h), each writing its own partial.
 // The partials of a tensor are then merged by a fixed pairwise tree. Nothing depends on the
 // thread count, so 1 thread and N threads give the same bits.
 // Histograms: each thread counts into private sub-histograms (one per lane, so that runs of
@@ -21,18 +21,10 @@
 #include "../common/out_types.h"
 #include "../common/stats_accumulator.h"
 #include "../stats_request.h"
+#include "../run_control.h"
 #include "omp_compat.h"
 #include "stats_lanes.h"
-
-#if defined(FASTINIT_HAS_OPENMP)
-#define FI_STATS_OMP_PARALLEL(threads, cond) FI_PRAGMA(omp parallel num_threads(threads) if (cond))
-#define FI_STATS_OMP_FOR FI_PRAGMA(omp for schedule(static))
-#define FI_STATS_OMP_ATOMIC FI_PRAGMA(omp atomic)
-#else
-#define FI_STATS_OMP_PARALLEL(threads, cond)
-#define FI_STATS_OMP_FOR
-#define FI_STATS_OMP_ATOMIC
-#endif
+#include "thread_pool.h"
 
 FI_NAMESPACE_BEGIN
 namespace cpu {
@@ -142,6 +134,14 @@ inline void tile_hist(const double* buf, std::int64_t count, const HistGrid& gri
   }
 }
 
+inline void atomic_add(std::uint64_t& target, std::uint64_t value) {
+#if defined(__GNUC__) || defined(__clang__)
+  __atomic_fetch_add(&target, value, __ATOMIC_RELAXED);
+#else
+#error "fastinit: an atomic add for this compiler is needed here"
+#endif
+}
+
 // A thread's private histogram of the tensor it is working on.
 struct ThreadHist {
   StatsBuffer<std::uint32_t> lanes;  // copies x (bins + 1)
@@ -163,10 +163,7 @@ struct ThreadHist {
     for (int b = 0; b < bins; ++b) {
       std::uint64_t total = 0;
       for (int c = 0; c < copies; ++c) total += lanes[c * width + b];
-      if (total != 0) {
-        FI_STATS_OMP_ATOMIC
-        out[b] += total;
-      }
+      if (total != 0) atomic_add(out[b], total);
     }
     for (std::int64_t i = 0; i < lanes.size(); ++i) lanes[i] = 0u;
     pending = 0;
@@ -189,33 +186,56 @@ StatsAcc process_item(const StatsJob& job, std::int64_t item, double* buf, int* 
   return acc;
 }
 
+// Items between two checks for an interrupt (Ctrl-C): 64 Mi elements.
+constexpr std::int64_t kStatsInterruptItems = 1024;
+
+template <bool kMoments, bool kHist>
+struct StatsPass {
+  const StatsBuffer<StatsJob>* jobs;
+  std::int64_t first_item;  // of this chunk
+  int bins;
+  int copies;
+  StatsBuffer<StatsAcc>* partials;
+  StatsBuffer<std::uint64_t>* hist;
+
+  // One thread's share: the items it takes (in increasing order), its own buffers and
+  // histogram, flushed to the shared one when it switches tensors and at the end.
+  static void run(void* ctx, pool::TaskSource& tasks) {
+    const StatsPass& p = *static_cast<const StatsPass*>(ctx);
+    const StatsBuffer<StatsJob>& jobs = *p.jobs;
+    alignas(64) double buf[kStatsTile];
+    alignas(64) int idx[kStatsTile];
+    ThreadHist local(kHist ? p.bins : 0, p.copies);
+    std::int64_t j = 0;
+    std::int64_t task = 0;
+    while (tasks.next(task)) {
+      const std::int64_t item = p.first_item + task;
+      while (item >= jobs[j].first_item + jobs[j].items) ++j;  // empty jobs have no items
+      if (kHist && (static_cast<int>(j) != local.job || local.pending > (std::int64_t{1} << 30))) {
+        local.flush(p.hist->data());
+        local.job = static_cast<int>(j);
+      }
+      (*p.partials)[item] = process_item<kMoments, kHist>(jobs[j], item, buf, idx, local);
+    }
+    if (kHist) local.flush(p.hist->data());
+  }
+};
+
 // One pass over every item of every job: a partial per item, counts into hist (jobs x bins).
 template <bool kMoments, bool kHist>
 void stats_pass(const StatsBuffer<StatsJob>& jobs, std::int64_t total_items, int bins,
-                int threads, StatsBuffer<StatsAcc>& partials, StatsBuffer<std::uint64_t>& hist) {
+                const RunControl& control, StatsBuffer<StatsAcc>& partials,
+                StatsBuffer<std::uint64_t>& hist) {
   const int copies = bins <= kStatsMaxLaneHistBins ? kStatsLanes : 1;
-#if defined(FASTINIT_HAS_OPENMP)
-  const int nt = threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-#endif
-  FI_STATS_OMP_PARALLEL(nt, total_items > 1)
-  {
-    alignas(64) double buf[kStatsTile];
-    alignas(64) int idx[kStatsTile];
-    ThreadHist local(kHist ? bins : 0, copies);
-    std::int64_t j = 0;
-    FI_STATS_OMP_FOR
-    for (std::int64_t item = 0; item < total_items; ++item) {
-      // a thread's items increase: walk the jobs forward (empty jobs have no items)
-      while (item >= jobs[j].first_item + jobs[j].items) ++j;
-      if (kHist && (static_cast<int>(j) != local.job || local.pending > (std::int64_t{1} << 30))) {
-        local.flush(hist.data());
-        local.job = static_cast<int>(j);
-      }
-      partials[item] = process_item<kMoments, kHist>(jobs[j], item, buf, idx, local);
-    }
-    if (kHist) local.flush(hist.data());
+  int threads = control.threads > 0 ? control.threads : pool::default_threads();
+  // each thread at least 8 items (512 Ki elements), as the fills (kParallelGrain)
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, total_items / 8)));
+  for (std::int64_t first = 0; first < total_items; first += kStatsInterruptItems) {
+    if (first > 0 && control.interrupted != nullptr && control.interrupted(control.ctx))
+      throw Interrupted();
+    StatsPass<kMoments, kHist> pass{&jobs, first, bins, copies, &partials, &hist};
+    pool::run(threads, std::min(kStatsInterruptItems, total_items - first),
+              StatsPass<kMoments, kHist>::run, &pass);
   }
 }
 
@@ -237,6 +257,12 @@ inline void prepare_jobs(const StatsRequest& request, StatsBuffer<StatsJob>& job
     if (t.dtype < kFloat32 || t.dtype > kBFloat16)
       throw std::invalid_argument("fastinit.stats: unknown dtype code " + std::to_string(t.dtype));
     StatsJob& job = jobs[i];
+    std::int64_t numel = 1;
+    for (int d = 0; d < t.ndim; ++d) {
+      if (t.shape[d] < 0) throw std::invalid_argument("fastinit.stats: negative size");
+      numel *= t.shape[d];
+    }
+    if (numel > 0 && t.data == 0) throw std::invalid_argument("fastinit.stats: null data pointer");
     std::int64_t offset = 0;
     if (!stats_memory_layout(t.ndim, t.shape, t.stride, job.layout, offset))
       throw std::invalid_argument("fastinit.stats: the view has more than 16 non-mergeable dims");
@@ -252,7 +278,7 @@ inline void prepare_jobs(const StatsRequest& request, StatsBuffer<StatsJob>& job
 static_assert(kStatsRecordHead == kStatsHead, "stats_request.h and stats_accumulator.h disagree");
 
 // The whole call: request.count records of kStatsHead + bins doubles into out.
-inline void cpu_stats_impl(const StatsRequest& request, double* out) {
+inline void cpu_stats_impl(const StatsRequest& request, double* out, const RunControl& control) {
   const int bins = request.bins;
   if (bins < 0) throw std::invalid_argument("fastinit.stats: bins must be >= 0");
   if (request.count < 0) throw std::invalid_argument("fastinit.stats: negative tensor count");
@@ -262,7 +288,6 @@ inline void cpu_stats_impl(const StatsRequest& request, double* out) {
   StatsBuffer<StatsAcc> partials(total_items, stats_empty());
   StatsBuffer<std::uint64_t> hist(static_cast<std::int64_t>(request.count) * bins, 0);
   const int width = kStatsHead + bins;
-  const int threads = request.threads;
 
   auto write_moments = [&]() {
     for (int i = 0; i < request.count; ++i) {
@@ -272,17 +297,17 @@ inline void cpu_stats_impl(const StatsRequest& request, double* out) {
   };
 
   if (bins == 0) {
-    stats_pass<true, false>(jobs, total_items, bins, threads, partials, hist);
+    stats_pass<true, false>(jobs, total_items, bins, control, partials, hist);
     write_moments();
     return;
   }
   if (request.ranges != nullptr) {
     for (int i = 0; i < request.count; ++i)
       jobs[i].grid = make_hist_grid(request.ranges[2 * i], request.ranges[2 * i + 1], bins);
-    stats_pass<true, true>(jobs, total_items, bins, threads, partials, hist);
+    stats_pass<true, true>(jobs, total_items, bins, control, partials, hist);
     write_moments();
   } else {  // numpy's default range: the finite min and max, found by a first pass
-    stats_pass<true, false>(jobs, total_items, bins, threads, partials, hist);
+    stats_pass<true, false>(jobs, total_items, bins, control, partials, hist);
     write_moments();
     for (int i = 0; i < request.count; ++i) {
       const double* rec = out + static_cast<std::int64_t>(i) * width;
@@ -290,7 +315,7 @@ inline void cpu_stats_impl(const StatsRequest& request, double* out) {
       stats_default_range(rec[kStatN], rec[kStatMin], rec[kStatMax], lo, hi);
       jobs[i].grid = make_hist_grid(lo, hi, bins);
     }
-    stats_pass<false, true>(jobs, total_items, bins, threads, partials, hist);
+    stats_pass<false, true>(jobs, total_items, bins, control, partials, hist);
   }
   for (int i = 0; i < request.count; ++i) {
     double* rec = out + static_cast<std::int64_t>(i) * width;

@@ -63,7 +63,7 @@ struct EdgeBlocks {
 // ranges and non-finite parameters of the 16-bit formats take the runs kernel instead.
 template <class Op, class Out>
 __global__ void __launch_bounds__(kThreads)
-    fill_contiguous_kernel(const __grid_constant__ Op op, const StreamKey key, Out* out,
+    fill_contiguous_kernel(const __grid_constant__ Op op, const __grid_constant__ StreamRoundKeys keys, Out* out,
                            std::uint64_t first_block, std::uint64_t blocks,
                            const __grid_constant__ EdgeBlocks edges) {
   constexpr int K = Op::kPerBlock;
@@ -71,21 +71,21 @@ __global__ void __launch_bounds__(kThreads)
   const std::uint64_t stride = static_cast<std::uint64_t>(gridDim.x) * kThreads;
   if (t0 < static_cast<std::uint64_t>(edges.count)) {
     const int i = static_cast<int>(t0);
-    const OutBlock<Out, K> o = block_outputs<Op, Out>(op, stream_block(key, edges.block[i]), true);
+    const OutBlock<Out, K> o = block_outputs<Op, Out>(op, stream_block(keys, edges.block[i]), true);
     Out* p = out + edges.offset[i];
     FI_UNROLL
     for (int k = 0; k < K; ++k)
       if (k >= edges.lane_begin[i] && k < edges.lane_end[i]) p[k - edges.lane_begin[i]] = o.v[k];
   }
   for (std::uint64_t t = t0; t < blocks; t += stride)
-    store_block(out + t * K, block_outputs<Op, Out>(op, stream_block(key, first_block + t), true));
+    store_block(out + t * K, block_outputs<Op, Out>(op, stream_block(keys, first_block + t), true));
 }
 
 // Runs along the last dim (logical step 1): CTA row threadIdx.y takes one run, its threads the
 // run's Philox blocks; grid y and each CTA's rows cover the runs, grid x the blocks of a run.
 template <class Op, class Out>
 __global__ void __launch_bounds__(kThreads)
-    fill_runs_kernel(const __grid_constant__ Op op, const StreamKey key,
+    fill_runs_kernel(const __grid_constant__ Op op, const __grid_constant__ StreamRoundKeys keys,
                      const __grid_constant__ Layout layout, Out* base, std::uint64_t runs,
                      bool hw_round) {
   constexpr int K = Op::kPerBlock;
@@ -106,12 +106,21 @@ __global__ void __launch_bounds__(kThreads)
       const std::uint64_t first = s_first[threadIdx.y];
       Out* run_out = base + s_offset[threadIdx.y];
       const std::uint64_t end = first + inner;
-      const std::uint64_t first_block = first / K;
-      const std::uint64_t blocks = (end + K - 1) / K - first_block;
-      const bool vector_ok = mem_step == 1 && blocks_aligned<K>(run_out, first);
-      for (std::uint64_t j = static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-           j < blocks; j += x_stride)
-        write_block(op, key, first_block + j, first, end, run_out, mem_step, vector_ok, hw_round);
+      const RunBlocks rb = run_blocks<K>(first, end);
+      const std::uint64_t x0 = static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+      if (mem_step == 1 && blocks_aligned<K>(run_out, first)) {
+        // Whole blocks by vector stores, in a loop of their own; the partial ends by threads 0, 1.
+        const std::uint64_t j0 = rb.full_begin + x0;
+        store_full_blocks(op, keys, rb.first_block + j0, x_stride, strided_count(j0, rb.full_end, x_stride),
+                          run_out + (static_cast<std::int64_t>(j0 * K) - static_cast<std::int64_t>(first % K)),
+                          hw_round);
+        const std::int64_t edge = x0 == 0 ? rb.head : x0 == 1 ? rb.tail : -1;
+        if (edge >= 0)
+          write_lanes(op, keys, rb.first_block + static_cast<std::uint64_t>(edge), first, end, run_out, 1, hw_round);
+      } else {
+        for (std::uint64_t j = x0; j < rb.blocks; j += x_stride)
+          write_lanes(op, keys, rb.first_block + j, first, end, run_out, mem_step, hw_round);
+      }
     }
     __syncthreads();  // the row's start is rewritten in the next iteration
   }
@@ -120,7 +129,7 @@ __global__ void __launch_bounds__(kThreads)
 // Any layout: element e of the (dim-reordered) layout, one thread each.
 template <class Op, class Out>
 __global__ void __launch_bounds__(kThreads)
-    fill_elements_kernel(const __grid_constant__ Op op, const StreamKey key,
+    fill_elements_kernel(const __grid_constant__ Op op, const __grid_constant__ StreamRoundKeys keys,
                          const __grid_constant__ Layout layout, Out* base) {
   constexpr int K = Op::kPerBlock;
   const int last = layout.ndim - 1;
@@ -138,7 +147,7 @@ __global__ void __launch_bounds__(kThreads)
     layout.run_start(static_cast<std::int64_t>(run), offset, logical);
     offset += pos * mem_step;
     logical += static_cast<std::uint64_t>(pos * logical_step);
-    base[offset] = LaneValue<Op, Out>::get(op, stream_block(key, logical / K),
+    base[offset] = LaneValue<Op, Out>::get(op, stream_block(keys, logical / K),
                                            static_cast<int>(logical % K));
   }
 }
@@ -161,21 +170,25 @@ inline int sm_count(int device) {
   return count;
 }
 
-// Resident CTAs per multiprocessor of a kernel, asked once per kernel.
-template <class Kernel>
-int resident_ctas(Kernel kernel) {
-  static std::atomic<int> cached{0};
-  int n = cached.load(std::memory_order_relaxed);
-  if (n == 0) {
-    FI_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
-    n = std::max(n, 1);
-    cached.store(n, std::memory_order_relaxed);
+// Resident CTAs per multiprocessor of `kernel` on `device`, asked once per kernel and device
+// (devices of different architectures differ).
+template <auto kernel>
+int resident_ctas(int device) {
+  constexpr int kCached = 64;
+  static std::atomic<int> cache[kCached] = {};
+  if (device >= 0 && device < kCached) {
+    const int known = cache[device].load(std::memory_order_relaxed);
+    if (known > 0) return known;
   }
+  int n = 0;
+  FI_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
+  n = std::max(n, 1);
+  if (device >= 0 && device < kCached) cache[device].store(n, std::memory_order_relaxed);
   return n;
 }
 
 template <class Out, class Op>
-void launch_runs(const Op& op, const StreamKey& key, const Layout& layout, Out* base,
+void launch_runs(const Op& op, const StreamRoundKeys& keys, const Layout& layout, Out* base,
                  cudaStream_t stream, bool hw_round) {
   constexpr int K = Op::kPerBlock;
   const int last = layout.ndim - 1;
@@ -188,12 +201,12 @@ void launch_runs(const Op& op, const StreamKey& key, const Layout& layout, Out* 
   const dim3 block(width, rows);
   const dim3 grid(grid_dim(static_cast<std::uint64_t>(max_blocks), width, kMaxGridX),
                   grid_dim(runs, rows, kMaxGridY));
-  fill_runs_kernel<Op, Out><<<grid, block, 0, stream>>>(op, key, layout, base, runs, hw_round);
+  fill_runs_kernel<Op, Out><<<grid, block, 0, stream>>>(op, keys, layout, base, runs, hw_round);
   FI_CUDA_CHECK_LAUNCH("fill_runs_kernel");
 }
 
 template <class Out, class Op>
-void launch(const Op& op, const StreamKey& key, const Layout& in, std::uintptr_t data, int device,
+void launch(const Op& op, const StreamRoundKeys& keys, const Layout& in, std::uintptr_t data, int device,
             cudaStream_t stream, bool hw_round) {
   constexpr int K = Op::kPerBlock;
   Out* base = reinterpret_cast<Out*>(data);
@@ -242,16 +255,18 @@ void launch(const Op& op, const StreamKey& key, const Layout& in, std::uintptr_t
       }
       // Offsets of the edges are relative to full_out.
       const std::uint64_t blocks = full_end - full_first;
-      const auto kernel = fill_contiguous_kernel<Op, Out>;
-      const std::uint64_t resident =
-          static_cast<std::uint64_t>(sm_count(device)) * static_cast<std::uint64_t>(resident_ctas(kernel));
-      const unsigned grid = grid_dim(std::max<std::uint64_t>(blocks, static_cast<std::uint64_t>(edges.count)),
-                                     kThreads, resident);
-      kernel<<<grid, kThreads, 0, stream>>>(op, key, full_out, full_first, blocks, edges);
-      FI_CUDA_CHECK_LAUNCH("fill_contiguous_kernel");
+      with_fast_op<Out>(op, [&](const auto& fast_op) {  // the clamp-free variant when it is exact
+        constexpr auto kernel = fill_contiguous_kernel<std::decay_t<decltype(fast_op)>, Out>;
+        const std::uint64_t resident = static_cast<std::uint64_t>(sm_count(device)) *
+                                       static_cast<std::uint64_t>(resident_ctas<kernel>(device));
+        const unsigned grid = grid_dim(std::max<std::uint64_t>(blocks, static_cast<std::uint64_t>(edges.count)),
+                                       kThreads, resident);
+        kernel<<<grid, kThreads, 0, stream>>>(fast_op, keys, full_out, full_first, blocks, edges);
+        FI_CUDA_CHECK_LAUNCH("fill_contiguous_kernel");
+      });
       return;
     }
-    launch_runs<Out>(op, key, layout, base, stream, hw_round);  // unaligned, or 16-bit with NaN
+    launch_runs<Out>(op, keys, layout, base, stream, hw_round);  // unaligned, or 16-bit with NaN
     return;
   }
 
@@ -260,13 +275,13 @@ void launch(const Op& op, const StreamKey& key, const Layout& in, std::uintptr_t
   const std::int64_t mem_step = layout.mem_stride[last];
   const std::int64_t max_blocks = (inner + K - 1) / K + 1;  // blocks a run can touch
   if (layout.logical_stride[last] == 1 && std::llabs(mem_step) <= K && max_blocks >= kMinBlocksPerRun) {
-    launch_runs<Out>(op, key, layout, base, stream, hw_round);
+    launch_runs<Out>(op, keys, layout, base, stream, hw_round);
     return;
   }
 
   const Layout ordered = by_memory_order(layout);
   fill_elements_kernel<Op, Out><<<grid_dim(numel, kThreads, kMaxGridX), kThreads, 0, stream>>>(
-      op, key, ordered, base);
+      op, keys, ordered, base);
   FI_CUDA_CHECK_LAUNCH("fill_elements_kernel");
 }
 
@@ -295,13 +310,13 @@ void cuda_fill(const FillRequest& request, int device, std::uintptr_t stream) {
 
   cuda_detail::DeviceGuard guard(device);  // the tensor's device, restored on return or throw
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  const StreamKey key{request.k0, request.k1, request.purpose};
+  const StreamRoundKeys keys = round_keys(StreamKey{request.k0, request.k1, request.purpose});
   // p[11] (central-only) is a CPU hint: the two-piece kernel gives the same bits.
   visit_fill<false>(request.op, request.dtype, request.params, [&](const auto& op, auto* out_type) {
     using Op = std::decay_t<decltype(op)>;
     using Out = std::remove_pointer_t<decltype(out_type)>;
     if constexpr (!IsConstantOp<Op>::value)
-      gpu::launch<Out>(op, key, layout, request.data, device, s, gpu::hardware_rounding_ok(op));
+      gpu::launch<Out>(op, keys, layout, request.data, device, s, gpu::hardware_rounding_ok(op));
   });
 }
 

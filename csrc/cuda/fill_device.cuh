@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <type_traits>
 
 #include "../common/constant_op.h"
@@ -74,7 +75,7 @@ struct FinishKind {
 };
 template <>
 struct FinishKind<UniformOp<float>> {
-  static constexpr Finish value = Finish::kPlain;
+  static constexpr Finish value = Finish::kRounded;  // rounds, then clamps to [lo, hi]
 };
 template <>
 struct FinishKind<NormalOp<float>> {
@@ -84,6 +85,90 @@ template <bool kFar>
 struct FinishKind<TruncNormalOp<float, kFar>> {
   static constexpr Finish value = Finish::kRounded;
 };
+
+// ---------------------------------------------------------------------------- clamp-free ops
+
+// Variants of uniform_ and normal_ for parameters whose clamp the host proved to change no value
+// (with_fast_op below): the same values, without the clamp's compare-and-select per value.
+//   uniform: the draws madd(k, step, start) are monotone in the cell k (one correctly rounded
+//            fma, or a rounded product then a rounded sum, of a k that grows), and so is their
+//            rounding to Out: when both extreme cells round into [lo, hi] every draw does, and
+//            round_and_clamp<Out>(v) is store(v) (store rounds as round_to does).
+//   normal:  with lo = -inf and hi = +inf, round_and_clamp<Out>(v) compares false both ways
+//            (NaN included) and returns store(round_to<Out>(v)) = store(v): rounding a value
+//            that Out represents, back from its compute type, gives the same bits (NaNs keep
+//            the quiet payload the first store gave them).
+template <class T>
+struct UnclampedUniformOp {
+  UniformOp<T> base;
+  static constexpr int kPerBlock = Family<T>::kPerBlock;
+  FI_HD Values<T, kPerBlock> block(Words4 r) const { return base.draws(r); }
+  template <class Out>
+  FI_HD Out finish(T v) const {
+    return OutTraits<Out>::store(v);
+  }
+};
+template <class T>
+struct UnclampedNormalOp {
+  NormalOp<T> base;
+  static constexpr int kPerBlock = Family<T>::kPerBlock;
+  FI_HD Values<T, kPerBlock> block(Words4 r) const { return base.block(r); }
+  template <class Out>
+  FI_HD Out finish(T v) const {
+    return OutTraits<Out>::store(v);
+  }
+};
+template <>
+struct FinishKind<UnclampedUniformOp<float>> {
+  static constexpr Finish value = Finish::kPlain;
+};
+template <>
+struct FinishKind<UnclampedNormalOp<float>> {
+  static constexpr Finish value = Finish::kPlain;
+};
+
+// Host: whether the clamp of `op` is the identity on every draw of an Out output (false with
+// any NaN): both extreme draws, rounded to Out, lie in [lo, hi].
+template <class Out, class T>
+bool uniform_clamp_is_identity(const UniformOp<T>& op) {
+  // The two extreme draws, computed as madd does on the device: a fused multiply-add for
+  // float; for double a rounded product (volatile: no contraction by the host compiler) then
+  // a rounded sum.
+  T first, last;
+  if constexpr (std::is_same<T, float>::value) {
+    first = std::fma(0.0f, op.step, op.start);
+    last = std::fma(UniformOp<T>::kMaxCell, op.step, op.start);
+  } else {
+    volatile T p0 = T(0) * op.step, p1 = UniformOp<T>::kMaxCell * op.step;
+    first = p0 + op.start;
+    last = p1 + op.start;
+  }
+  first = round_to<Out>(first);
+  last = round_to<Out>(last);
+  const T low = first < last ? first : last, high = first < last ? last : first;
+  return op.lo <= low && high <= op.hi;
+}
+template <class T>
+bool normal_clamp_is_identity(const NormalOp<T>& op) {
+  return op.lo == -std::numeric_limits<T>::infinity() && op.hi == std::numeric_limits<T>::infinity();
+}
+
+// Calls f with the clamp-free variant of `op` for an Out output when its clamp changes nothing,
+// else with `op`.
+template <class Out, class Op, class F>
+void with_fast_op(const Op& op, F&& f) {
+  f(op);
+}
+template <class Out, class T, class F>
+void with_fast_op(const UniformOp<T>& op, F&& f) {
+  if (uniform_clamp_is_identity<Out>(op)) return f(UnclampedUniformOp<T>{op});
+  f(op);
+}
+template <class Out, class T, class F>
+void with_fast_op(const NormalOp<T>& op, F&& f) {
+  if (normal_clamp_is_identity(op)) return f(UnclampedNormalOp<T>{op});
+  f(op);
+}
 
 // Whether block_outputs<Op, Out> has a hardware-rounding path (taken when hw_round is true).
 template <class Op, class Out>
@@ -150,26 +235,71 @@ FI_HD bool blocks_aligned(const Out* run_out, std::uint64_t first) {
   return lane0 % bytes == 0;
 }
 
+// The Philox blocks of a run of logical indices [first, end), numbered from first / K: blocks
+// [full_begin, full_end) are whole (none when full_end <= full_begin), and at most two partial
+// ones sit at the ends (edge(0), edge(1); -1 when absent).
+struct RunBlocks {
+  std::uint64_t first_block, blocks, full_begin, full_end;
+  std::int64_t head, tail;  // the partial blocks (relative), or -1
+  FI_HD std::uint64_t full() const { return full_end > full_begin ? full_end - full_begin : 0; }
+};
+template <int K>
+FI_HD RunBlocks run_blocks(std::uint64_t first, std::uint64_t end) {
+  RunBlocks r;
+  r.first_block = first / K;
+  r.blocks = (end + K - 1) / K - r.first_block;
+  r.full_begin = first % K != 0 ? 1 : 0;
+  r.full_end = end / K - r.first_block;
+  r.head = first % K != 0 ? 0 : -1;
+  r.tail = end % K != 0 && r.full_end >= r.full_begin ? static_cast<std::int64_t>(r.full_end) : -1;
+  return r;
+}
+
 // Write the lanes of Philox block `block` that fall inside the run [first, end) of logical
-// indices; logical index i lives at run_out[(i - first) * mem_step].
-template <class Op, class Out>
-__device__ __forceinline__ void write_block(const Op& op, const StreamKey& key, std::uint64_t block,
+// indices, one by one; logical index i lives at run_out[(i - first) * mem_step].
+template <class Op, class Out, class Keys>
+__device__ __forceinline__ void write_lanes(const Op& op, const Keys& keys, std::uint64_t block,
                                             std::uint64_t first, std::uint64_t end, Out* run_out,
-                                            std::int64_t mem_step, bool vector_ok, bool hw_round) {
+                                            std::int64_t mem_step, bool hw_round) {
   constexpr int K = Op::kPerBlock;
   const std::uint64_t lane0 = block * K;
-  const OutBlock<Out, K> o = block_outputs<Op, Out>(op, stream_block(key, block), hw_round);
-  // Offset of lane 0 from the run's first element: negative for a run's partial head block.
-  const std::int64_t offset0 = static_cast<std::int64_t>(lane0 - first);
-  if (vector_ok && lane0 >= first && lane0 + K <= end) {
-    store_block(run_out + offset0, o);
-    return;
-  }
+  const OutBlock<Out, K> o = block_outputs<Op, Out>(op, stream_block(keys, block), hw_round);
+  const std::int64_t offset0 = static_cast<std::int64_t>(lane0 - first);  // < 0 in a head block
   FI_UNROLL
   for (int k = 0; k < K; ++k) {
     const std::uint64_t i = lane0 + static_cast<std::uint64_t>(k);
     if (i >= first && i < end) run_out[(offset0 + k) * mem_step] = o.v[k];
   }
+}
+
+// `count` whole blocks block0, block0 + step, ..., each with one aligned vector store, the first
+// at out0 (lane 0 of block0), the next step * K elements further. The loop has nothing but the
+// block: lane checks and the partial edge blocks are the caller's, outside it (a loop that also
+// held the lane-by-lane stores had the compiler merge both into scalar stores). kHw: the 16-bit
+// hardware rounding (hoisted out of the loop).
+template <class Op, class Out, bool kHw, class Keys>
+__device__ __forceinline__ void store_full_blocks_as(const Op& op, const Keys& keys, std::uint64_t block0,
+                                                     std::uint64_t step, std::uint64_t count, Out* out0) {
+  constexpr int K = Op::kPerBlock;
+  std::uint64_t block = block0;
+  Out* p = out0;
+#pragma unroll 1
+  for (std::uint64_t n = 0; n < count; ++n, block += step, p += step * K)
+    store_block(p, block_outputs<Op, Out>(op, stream_block(keys, block), kHw));
+}
+template <class Op, class Out, class Keys>
+__device__ __forceinline__ void store_full_blocks(const Op& op, const Keys& keys, std::uint64_t block0,
+                                                  std::uint64_t step, std::uint64_t count, Out* out0,
+                                                  bool hw_round) {
+  if constexpr (HasHardwareRounding<Op, Out>::value) {
+    if (!hw_round) return store_full_blocks_as<Op, Out, false>(op, keys, block0, step, count, out0);
+  }
+  store_full_blocks_as<Op, Out, true>(op, keys, block0, step, count, out0);
+}
+
+// The blocks j0, j0 + step, ... below j_end: how many.
+FI_HD std::uint64_t strided_count(std::uint64_t j0, std::uint64_t j_end, std::uint64_t step) {
+  return j0 < j_end ? (j_end - j0 + step - 1) / step : 0;
 }
 
 // The value of one lane of a block, rounded by op.finish<Out>.
@@ -246,6 +376,14 @@ bool hardware_rounding_ok(const TruncNormalOp<T, kFar, kCentralOnly>& op) {
 template <class T>
 bool hardware_rounding_ok(const ConstantOp<T>&) {
   return false;  // a constant always rounds in software (no hardware path: FinishKind)
+}
+template <class T>
+bool hardware_rounding_ok(const UnclampedUniformOp<T>& op) {
+  return hardware_rounding_ok(op.base);
+}
+template <class T>
+bool hardware_rounding_ok(const UnclampedNormalOp<T>& op) {
+  return hardware_rounding_ok(op.base);
 }
 
 }  // namespace gpu

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._version import STREAM_FORMAT_VERSION, __version__
 from .dispatch.backend import available_backends, get_backend, set_backend
-from .fans import calculate_fan_in_and_fan_out
+from .fans import calculate_correct_fan, calculate_fan_in_and_fan_out
 from .stream.keys import Generator, default_generator, manual_seed
 from .init import (
     calculate_gain,
@@ -55,8 +55,12 @@ from .initializers import *  # noqa: F401,F403  initializers beyond torch.nn.ini
 from .stats import *  # noqa: F401,F403  fused per-tensor statistics
 from .model import *  # noqa: F401,F403  model-level init
 from .watch import *  # noqa: F401,F403  per-layer statistics of a model
+from .integrations import materialize, patch  # noqa: E402  other libraries' models
+from .integrations.patching import start_from_environment as _start_from_environment
 
+# torch's private fan helpers, which model code calls as torch.nn.init._calculate_*
 _calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
+_calculate_correct_fan = calculate_correct_fan
 
 __all__ = [
     "__version__", "STREAM_FORMAT_VERSION",
@@ -68,5 +72,7 @@ __all__ = [
     "sparse_",
     "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
     "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
-    "init",
+    "init", "patch", "materialize",
 ] + list(_initializers.__all__) + list(_stats.__all__) + list(_model.__all__) + list(_watch.__all__)
+
+_start_from_environment()  # FASTINIT_PATCH=1: fastinit.patch() for the whole program

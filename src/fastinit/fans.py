@@ -37,26 +37,23 @@ def calculate_gain(nonlinearity: str, param: Optional[Union[int, float]] = None)
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
-def _shape_of(tensor: Any) -> tuple[int, ...]:
-    return tuple(int(n) for n in tensor.shape)
-
-
 def calculate_fan_in_and_fan_out(tensor: Any) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight shaped (out, in, *kernel), as torch computes them."""
-    shape = _shape_of(tensor)
+    shape = tensor.shape  # a torch.Size or a NumPy shape: ints
     if len(shape) < 2:
         raise ValueError(
             "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     receptive_field_size = 1
     for s in shape[2:]:
         receptive_field_size *= s
-    return shape[1] * receptive_field_size, shape[0] * receptive_field_size
+    return int(shape[1]) * receptive_field_size, int(shape[0]) * receptive_field_size
 
 
 def calculate_correct_fan(tensor: Any, mode: str) -> int:
-    mode = mode.lower()
-    valid_modes = ["fan_in", "fan_out"]
-    if mode not in valid_modes:
-        raise ValueError(f"Mode {mode} not supported, please use one of {valid_modes}")
+    if mode != "fan_in" and mode != "fan_out":
+        mode = mode.lower()
+        valid_modes = ["fan_in", "fan_out"]
+        if mode not in valid_modes:
+            raise ValueError(f"Mode {mode} not supported, please use one of {valid_modes}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out

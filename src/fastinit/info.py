@@ -41,7 +41,8 @@ def info() -> dict[str, Any]:
         facts["compiled core"] = "yes" + (f", built with {built['cxx']}" if built.get("cxx") else "")
         facts["CPU kernels"] = core.cpu_isa() + (f" (built: {built['cpu_kernels']})"
                                                  if built.get("cpu_kernels") else "")
-        facts["OpenMP"] = f"yes, {core.openmp_max_threads()} threads" if core.has_openmp() else "no (1 thread)"
+        facts["CPU threads"] = (f"{core.cpu_threads()} (fastinit's pool; FASTINIT_NUM_THREADS or "
+                                "OMP_NUM_THREADS sets it)")
         facts["CUDA compiled in"] = (built["cuda"] if built.get("cuda") and core.cuda_compiled()
                                      else "yes" if core.cuda_compiled() else "no")
         facts["CUDA devices visible to the core"] = core.cuda_device_count()

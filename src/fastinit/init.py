@@ -2,7 +2,7 @@
 
 ``import fastinit as init`` (or ``from fastinit import init``) replaces ``torch.nn.init``. Each
 random function draws one 64-bit key from ``generator`` and fills the tensor in place with the
-values of random-stream format v1 (docs/stream-format.md): the same values on every backend,
+values of the random-stream format (docs/stream-format.md): the same values on every backend,
 thread count and device. Tensors may be torch tensors (any device, views, requires_grad
 parameters, meta) or NumPy arrays; the tensor passed in is returned.
 
@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .dispatch.arguments import (constant_value, float_arg, handle_torch_function, has_torch_function,
+                                 scalar_arg)
 from .dispatch.fill import PURPOSE_AUX, random_fill, write_values
 from .dispatch.sharding import fill_whole_dtensor
 from .dispatch.target import as_target, is_tensor, torch_module
@@ -43,16 +45,19 @@ _calculate_fan_in_and_fan_out = calculate_fan_in_and_fan_out
 _calculate_correct_fan = calculate_correct_fan
 
 
-def _check_real(fn: str, name: str, value: float) -> float:
-    value = float(value)
-    if math.isnan(value):
+def _check_real(fn: str, name: str, value: float, position: int = 0) -> float:
+    if type(value) is not float:
+        value = float_arg(fn, name, position, value)
+    if value != value:
         raise RuntimeError(f"{fn} expects {name} to be a number, but found {name}=nan")
     return value
 
 
-def _check_bound(fn: str, name: str, value: float, fmt: Any) -> float:
-    value = _check_real(fn, name, value)
-    if not abs(value) <= fmt.max_finite:
+def _check_bound(fn: str, name: str, value: float, fmt: Any, position: int) -> float:
+    if type(value) is not float:
+        value = float_arg(fn, name, position, value)
+    if not abs(value) <= fmt.max_finite:  # also NaN
+        _check_real(fn, name, value, position)
         raise RuntimeError(f"{fn}: {name} is out of bounds for {fmt.name} (got {value})")
     return value
 
@@ -61,20 +66,37 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: GeneratorLike = None) -> Tensor:
     r"""Fill the tensor with values from the uniform distribution :math:`\mathcal{U}(a, b)`.
 
-    Values are ``a + (k + 1/2)(b - a)/2^24`` for a uniform 24-bit ``k`` (52-bit in float64):
-    symmetric about the midpoint and never exactly ``a``.
+    Values are ``a + (k + 1/2)(b - a)/2^24`` for a uniform 24-bit ``k`` (52-bit in float64),
+    rounded to the tensor's dtype, in [a, b) as torch's (a 16-bit value that rounding would
+    carry to b or past it is the largest value below b).
 
     >>> w = torch.empty(3, 5)
     >>> fastinit.uniform_(w, -0.1, 0.1)
     """
+    if has_torch_function(tensor):
+        return handle_torch_function(uniform_, tensor, a=a, b=b, generator=generator)
+    if type(a) is not float or type(b) is not float:  # torch parses them before its kernel runs
+        a = float_arg("uniform_", "from", 1, a)
+        b = float_arg("uniform_", "to", 2, b)
     target = as_target(tensor, "uniform_")
-    a = _check_bound("uniform_", "from", a, target.fmt)
-    b = _check_bound("uniform_", "to", b, target.fmt)
+    fmt = target.fmt
+    if not -fmt.max_finite <= a <= b <= fmt.max_finite:
+        a = _check_bound("uniform_", "from", a, fmt, 1)
+        b = _check_bound("uniform_", "to", b, fmt, 2)
+        _check_uniform_range(a, b)
+    return random_fill(tensor, uniform_params(a, b, fmt), generator, "uniform_", None, target)
+
+
+def _check_uniform_range(a: float, b: float) -> None:
     if a > b:
         raise RuntimeError(
             f"uniform_ expects to return a [from, to) range, but found from={a:g} > to={b:g}")
-    return random_fill(tensor, uniform_params(a, b, target.fmt), generator, "uniform_",
-                       target=target)
+
+
+def _uniform(tensor: Tensor, target: Any, a: float, b: float, generator: GeneratorLike,
+             fn: str) -> Tensor:
+    _check_uniform_range(a, b)
+    return random_fill(tensor, uniform_params(a, b, target.fmt), generator, fn, None, target)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
@@ -86,15 +108,32 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     >>> w = torch.empty(3, 5)
     >>> fastinit.normal_(w, std=0.02)
     """
+    if has_torch_function(tensor):
+        return handle_torch_function(normal_, tensor, mean=mean, std=std, generator=generator)
+    if type(mean) is not float or type(std) is not float:  # torch parses them first
+        mean = float_arg("normal_", "mean", 1, mean)
+        std = float_arg("normal_", "std", 2, std)
     target = as_target(tensor, "normal_")
-    mean = _check_real("normal_", "mean", mean)
-    std = _check_real("normal_", "std", std)
+    # finite (x - x is 0 only then), std >= 0: checked in one line on the common path
+    if not (mean - mean == 0.0 and std >= 0.0 and std - std == 0.0):
+        mean = _check_real("normal_", "mean", mean, 1)
+        std = _check_real("normal_", "std", std, 2)
+        _check_normal_args(mean, std)
+    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, "normal_", None,
+                       target)
+
+
+def _check_normal_args(mean: float, std: float) -> None:
     if not math.isfinite(mean):
         raise RuntimeError(f"normal_ expects a finite mean, but found mean={mean}")
     if not std >= 0.0 or math.isinf(std):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
-    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, "normal_",
-                       target=target)
+
+
+def _normal(tensor: Tensor, target: Any, mean: float, std: float, generator: GeneratorLike,
+            fn: str) -> Tensor:
+    _check_normal_args(mean, std)
+    return random_fill(tensor, normal_params(mean, std, target.fmt), generator, fn, None, target)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -104,24 +143,38 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     One pass, no rejection: the inverse CDF of the truncated distribution, computed in the
     tails with full relative precision. Every value lies in [a, b] after rounding to the
     tensor's dtype, whatever mean, std and bounds (also far in a tail, also in bfloat16).
+    Warns as torch does when the mean is more than 2 std from [a, b] (torch's rejection sampler
+    is then inaccurate; this one is not).
 
     >>> w = torch.empty(768, 3072, dtype=torch.bfloat16)
     >>> fastinit.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)
     """
-    target = as_target(tensor, "trunc_normal_")
+    # torch's order: its arithmetic on the four (TypeError), then std as a divisor
+    # (ZeroDivisionError), then its Scalar ops on mean and std (OverflowError for huge ints)
+    raw_mean, raw_std = mean, std
+    mean, std, a, b = (float_arg("trunc_normal_", name, i, v)
+                       for i, (name, v) in enumerate((("mean", mean), ("std", std), ("a", a), ("b", b)), 1))
+    if std == 0.0:
+        raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
+    scalar_arg(raw_mean)
+    scalar_arg(raw_std)
     mean = _check_real("trunc_normal_", "mean", mean)
     std = _check_real("trunc_normal_", "std", std)
     a = _check_real("trunc_normal_", "a", a)
     b = _check_real("trunc_normal_", "b", b)
-    if std == 0.0:
-        raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
+    target = as_target(tensor, "trunc_normal_")
     if std < 0.0 or not math.isfinite(std) or not math.isfinite(mean):
         raise RuntimeError(
             f"trunc_normal_ expects a finite mean and std > 0, but found mean={mean:g}, std={std:g}")
     if a > b:
         raise RuntimeError(f"trunc_normal_ expects a <= b, but found a={a:g} > b={b:g}")
-    return random_fill(tensor, _trunc_normal_call("trunc_normal_", target.fmt, mean, std, a, b),
-                       generator, "trunc_normal_", target=target)
+    call = _trunc_normal_call("trunc_normal_", target.fmt, mean, std, a, b)
+    if (mean < a - 2 * std) or (mean > b + 2 * std):
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+                      "The distribution of values may be incorrect. (torch's warning, given as "
+                      "torch gives it: fastinit samples this truncated normal exactly.)",
+                      stacklevel=2)
+    return random_fill(tensor, call, generator, "trunc_normal_", target=target)
 
 
 def _trunc_normal_call(fn: str, fmt: Any, mean: float, std: float, a: float, b: float):
@@ -138,17 +191,23 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
     >>> fastinit.constant_(torch.empty(3, 5), 0.3)
     """
+    if has_torch_function(tensor):
+        return handle_torch_function(constant_, tensor, val=val)
+    return _fill_constant(tensor, val, "constant_")
+
+
+def _fill_constant(tensor: Tensor, val: Any, fn: str) -> Tensor:
     if is_tensor(tensor):
         torch = torch_module()
         with torch.no_grad():
             return tensor.fill_(val)
-    _writable_array(tensor, "constant_")[...] = val
+    _writable_array(tensor, fn)[...] = constant_value(val)
     return tensor
 
 
 def ones_(tensor: Tensor) -> Tensor:
     """Fill the tensor with ones."""
-    return constant_(tensor, 1.0)
+    return _fill_constant(tensor, 1.0, "ones_")
 
 
 def zeros_(tensor: Tensor) -> Tensor:
@@ -233,8 +292,11 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike 
     """
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    a = math.sqrt(3.0) * std
-    return uniform_(tensor, -a, a, generator)
+    if has_torch_function(tensor):
+        return uniform_(tensor, -math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator)
+    target = as_target(tensor, "uniform_")
+    a = _check_bound("uniform_", "to", math.sqrt(3.0) * std, target.fmt, 2)
+    return _uniform(tensor, target, -a, a, generator, "uniform_")
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
@@ -244,7 +306,10 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike =
     """
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return normal_(tensor, 0.0, std, generator)
+    if has_torch_function(tensor):
+        return normal_(tensor, 0.0, std, generator)
+    target = as_target(tensor, "normal_")
+    return _normal(tensor, target, 0.0, _check_real("normal_", "std", std, 2), generator, "normal_")
 
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float:
@@ -259,11 +324,16 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
 
     >>> fastinit.kaiming_uniform_(torch.empty(3, 5), mode="fan_in", nonlinearity="relu")
     """
-    if 0 in tuple(tensor.shape):
+    if has_torch_function(tensor):
+        return handle_torch_function(kaiming_uniform_, tensor, a=a, mode=mode,
+                                     nonlinearity=nonlinearity, generator=generator)
+    if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
-    return uniform_(tensor, -bound, bound, generator)
+    target = as_target(tensor, "uniform_")
+    bound = _check_bound("uniform_", "to", bound, target.fmt, 2)
+    return _uniform(tensor, target, -bound, bound, generator, "uniform_")
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
@@ -272,10 +342,14 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
 
     >>> fastinit.kaiming_normal_(torch.empty(3, 5), mode="fan_out", nonlinearity="relu")
     """
-    if 0 in tuple(tensor.shape):
+    if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
-    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if has_torch_function(tensor):
+        return normal_(tensor, 0.0, std, generator)
+    target = as_target(tensor, "normal_")
+    return _normal(tensor, target, 0.0, _check_real("normal_", "std", std, 2), generator, "normal_")
 
 
 def _gaussian_matrix(tensor: Tensor, rows: int, cols: int, generator: GeneratorLike) -> Any:
@@ -307,8 +381,10 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
         return tensor
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if 0 in tensor.shape or (is_tensor(tensor) and tensor.is_meta):
+        return tensor  # a no-op before any other check, as in torch
     target = as_target(tensor, "orthogonal_")
-    gain = _check_real("orthogonal_", "gain", gain)
+    gain = _check_real("orthogonal_", "gain", scalar_arg(gain))  # torch's mul_(gain): a Scalar
     if target.skip:
         return tensor
     rows = int(tensor.shape[0])
@@ -336,8 +412,9 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
 def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
             generator: GeneratorLike = None) -> Tensor:
     """Fill a 2-D tensor as a sparse matrix (Martens 2010): N(0, std^2) values with exactly
-    ceil(sparsity * rows) zeros in every column. Unlike torch, the zero pattern is drawn from the
-    same key as the values, so ``generator`` governs it too.
+    ceil(sparsity * rows) zeros in every column (all rows for a sparsity above 1, as torch).
+    Unlike torch, the zero pattern is drawn from the same key as the values, so ``generator``
+    governs it too.
 
     >>> fastinit.sparse_(torch.empty(100, 20), sparsity=0.1)
     """
@@ -345,17 +422,16 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
         return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    sparsity = float(sparsity)
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     target = as_target(tensor, "sparse_")
+    rows, cols = (int(n) for n in tensor.shape)
+    # torch's count, and its slice of a permutation: more zeros than rows zero the column; a
+    # negative count keeps rows + count zeros (Python slicing); NaN / inf raise as in torch
+    num_zeros = len(range(rows)[:int(math.ceil(sparsity * rows))])
     std = _check_real("sparse_", "std", std)
     if not std >= 0.0 or math.isinf(std):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     if target.skip:
         return tensor
-    rows, cols = (int(n) for n in tensor.shape)
-    num_zeros = math.ceil(sparsity * rows)
     key = next_key(generator)
     write_values(target, normal_params(0.0, std, target.fmt), key, 0)
     if num_zeros == 0:

@@ -19,10 +19,11 @@ from ..info import TORCH_INSTALL, info
 from .timing import Row, format_table, machine_description, narrow_header, narrow_lines, now_utc, \
     on_row, section_title
 
-SECTIONS = ("cpu", "stats", "model", "cuda")
+SECTIONS = ("cpu", "busy", "stats", "model", "cuda")
 # Seconds (full, --quick) measured on 2 CPU cores (AMD EPYC, a shared VM under load; see
 # benchmarks/RESULTS.md), for the plan printed first. cuda's are a guess until a GPU run.
-SECTION_SECONDS = {"cpu": (45, 2), "stats": (75, 2), "model": (35, 5), "cuda": (60, 20)}
+SECTION_SECONDS = {"cpu": (45, 2), "busy": (40, 5), "stats": (75, 2), "model": (35, 5),
+                   "cuda": (60, 20)}
 
 DESCRIPTION = """\
 Times fastinit against torch and against the memory-bandwidth limit, side by side in one run.
@@ -34,6 +35,8 @@ speed-up, fastinit's GB/s and its share of the reference's bandwidth. Rows print
 sections (--sections, default: all that this machine can run):
   cpu     every init function on a 4096 x 4096 tensor (float32, bfloat16, float64) and the
           per-call cost on small tensors: about 45 s on 2 CPU cores
+  busy    fills while one spinning process per CPU keeps the machine busy, median and 90th
+          percentile beside the quiet machine's: about 40 s
   stats   fastinit.stats against torch's separate reductions: about 75 s
   model   reset_parameters and init_ on a transformer stack against torch's loops: about 35 s
   cuda    the CUDA kernels (needs a CUDA GPU, skipped without one)
@@ -68,8 +71,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="timed runs per contender and row; the median is shown "
                              "(default 7, with --quick 3)")
     parser.add_argument("--sections", default="all", metavar="LIST",
-                        help="comma-separated: cpu, stats, model, cuda (default all: every "
-                             "section this machine can run)")
+                        help="comma-separated: cpu, busy, stats, model, cuda (default all: "
+                             "every section this machine can run)")
     parser.add_argument("--markdown", metavar="PATH",
                         help="also write the whole table as markdown, with the machine and date")
     return parser
@@ -154,7 +157,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "fastinit bench") -> 
     facts = info()
     print(f"fastinit {facts['fastinit']} on {machine_description()}; {now_utc()}")
     print(f"backend {facts['backend in use']}, CPU kernels {facts.get('CPU kernels', '-')}, "
-          f"OpenMP {facts.get('OpenMP', '-')}")
+          f"CPU threads {str(facts.get('CPU threads', '-')).split(' ')[0]}")
     column = 1 if args.quick else 0
     expected = sum(SECTION_SECONDS[n][column] for n in sections)
     plan = ", ".join(f"{n} (about {_duration(SECTION_SECONDS[n][column])})" for n in sections)

@@ -47,37 +47,37 @@ def bench_cpu_init(shape: Sequence[int], dtypes: Sequence[str], repeats: int,
 
 # float64 (NumPy's default dtype): the cases whose kernels differ from float32's.
 FLOAT64_CASES = ("normal_", "uniform_", "trunc_normal_(std=0.02)")
-SMALL_CALLS = 200  # calls per timed run in the small-tensor (per-call overhead) rows
+SMALL_CALLS = 200  # calls per timed run in the per-call rows
+SMALL_SIZES = (64, 1024, 4096, 65536)  # elements: a bias, small and medium weights
 
 
-def bench_cpu_small(repeats: int) -> list[Row]:
-    """Per-call cost on small tensors (a layer's bias, a small weight), where Python and call
-    overhead, not bandwidth, decide: SMALL_CALLS calls per timed run."""
+def bench_cpu_small(repeats: int, sizes: Sequence[int] = SMALL_SIZES) -> list[Row]:
+    """Per-call cost on small and medium tensors (biases, small weights: most tensors of a
+    model), where Python and call overhead, not bandwidth, decide: SMALL_CALLS calls per timed
+    run (fewer for the larger sizes), uniform_, normal_ and kaiming_uniform_."""
     import torch
     import torch.nn.init as ti
 
     import fastinit as fi
     rows = []
-    for shape in ((64,), (64, 64)):
-        t = torch.empty(*shape)
-        ours, theirs = ((lambda: fi.uniform_(t, -0.1, 0.1), lambda: ti.uniform_(t, -0.1, 0.1))
-                        if len(shape) == 1 else
-                        (lambda: fi.kaiming_uniform_(t), lambda: ti.kaiming_uniform_(t)))
-        case = ("uniform_" if len(shape) == 1 else "kaiming_uniform_") + f" x{SMALL_CALLS} calls"
+    for n in sizes:
+        t = torch.empty(n)
+        w = torch.empty(n // 64, 64) if n >= 64 else torch.empty(1, n)
+        calls = SMALL_CALLS if n <= 4096 else max(10, SMALL_CALLS // 10)
+        for case, ours, theirs, x in (
+                ("uniform_", lambda: fi.uniform_(t, -0.1, 0.1), lambda: ti.uniform_(t, -0.1, 0.1), t),
+                ("normal_", lambda: fi.normal_(t, 0.0, 0.02), lambda: ti.normal_(t, 0.0, 0.02), t),
+                ("kaiming_uniform_", lambda: fi.kaiming_uniform_(w), lambda: ti.kaiming_uniform_(w), w)):
 
-        def calls(fn):
-            def run():
-                for _ in range(SMALL_CALLS):
-                    fn()
-            return run
+            def repeat(fn, count=calls):
+                def run():
+                    for _ in range(count):
+                        fn()
+                return run
 
-        def fill():
-            for _ in range(SMALL_CALLS):
-                t.fill_(0.5)
-
-        seconds = median_times({"fastinit": calls(ours), "torch": calls(theirs), "fill_": fill},
-                               repeats=repeats)
-        n = t.numel() * SMALL_CALLS
-        rows.append(Row("cpu-small", case, "float32", n, n * t.element_size(), seconds,
-                        reference="fill_"))
+            seconds = median_times({"fastinit": repeat(ours), "torch": repeat(theirs),
+                                    "fill_": repeat(lambda: x.fill_(0.5))}, repeats=repeats)
+            total = x.numel() * calls
+            rows.append(Row("cpu-small", f"{case} {x.numel()} el. x{calls} calls", "float32", total,
+                            total * x.element_size(), seconds, reference="fill_"))
     return rows

@@ -6,7 +6,7 @@ Linears; 12 tensors a block; d=1024: 12.6 M parameters a block):
 - CPU: 4 blocks, 50 M parameters (48 tensors);
 - CUDA (when present): 24 blocks, 302 M parameters (288 tensors), as in issue #5.
 
-fastinit writes all tensors of a call in one batched core call (one OpenMP region on the CPU,
+fastinit writes all tensors of a call in one batched core call (one parallel loop on the CPU,
 one launch per (operation, dtype) group on CUDA) and reuses a call's plan while the tensors are
 the same (fastinit/model/). Rows (medians of alternating runs, A B A B ...):
 

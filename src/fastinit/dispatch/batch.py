@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence, Union
 from ..stream.logical import Logical, _row_major_cached
 from ..stream.ops import OP_CONSTANT, OpCall
 from . import backend as _backend
-from .fill import PURPOSE_VALUES, _bump_versions, _cuda_ready, write_values
+from .fill import PURPOSE_VALUES, _bump_versions, _cuda_ready, cpu_threads, write_values
 from .target import Target, torch_module
 
 
@@ -99,14 +99,15 @@ class FillBatch:
         core = _backend.core()
         if self._cpu is not None:
             requests, self._cpu = self._cpu, None
-            core.fill_many(*requests.arrays())
+            core.fill_many(*requests.arrays(), cpu_threads(requests.numel))
             requests.bump_versions()
         if self._cuda:
             torch = torch_module()
             batches, self._cuda = self._cuda, {}
             for index, requests in batches.items():
-                stream = torch.cuda.current_stream(index).cuda_stream
-                core.fill_cuda_many(*requests.arrays(), index, stream)
+                with torch.cuda.device(index):  # the core never makes a context of its own
+                    stream = torch.cuda.current_stream(index).cuda_stream
+                    core.fill_cuda_many(*requests.arrays(), index, stream)
                 requests.bump_versions()
         self.pending = 0
 
@@ -119,6 +120,7 @@ class PreparedWrites:
     def __init__(self, requests: "_Requests", cuda_index: Optional[int]) -> None:
         self._arrays = requests.arrays()
         self._cuda_index = cuda_index
+        self._numel = requests.numel
         self.count = len(requests.rows)
 
     def run(self, keys: list, tensors: Sequence[Any]) -> None:
@@ -127,10 +129,12 @@ class PreparedWrites:
         arrays = self._arrays[:8] + (keys,) + self._arrays[9:]
         core = _backend.core()
         if self._cuda_index is None:
-            core.fill_many(*arrays)
+            core.fill_many(*arrays, cpu_threads(self._numel))
         else:
-            stream = torch_module().cuda.current_stream(self._cuda_index).cuda_stream
-            core.fill_cuda_many(*arrays, self._cuda_index, stream)
+            torch = torch_module()
+            with torch.cuda.device(self._cuda_index):  # the core never makes a context of its own
+                stream = torch.cuda.current_stream(self._cuda_index).cuda_stream
+                core.fill_cuda_many(*arrays, self._cuda_index, stream)
         _bump_versions([t for t in tensors if t is not None])
 
 
@@ -142,7 +146,7 @@ class _Requests:
     request, turned into the core's flat lists at the call."""
 
     __slots__ = ("rows", "shapes", "mem_strides", "logical_strides", "params", "records",
-                 "calls", "tensors")
+                 "calls", "tensors", "numel")
 
     def __init__(self) -> None:
         self.rows: list = []  # (op, dtype, data, ndim, logical base, key, purpose, record)
@@ -153,6 +157,7 @@ class _Requests:
         self.records: dict = {}  # id(call) -> its parameter record (calls kept alive in .calls)
         self.calls: list = []
         self.tensors: list = []  # torch tensors whose version counter to bump
+        self.numel = 0           # elements in all
 
     def add(self, target: Target, call: OpCall, key: int, purpose: int, strides: Sequence[int],
             base: int) -> None:
@@ -163,6 +168,7 @@ class _Requests:
             self.params.extend(call.params)
             self.params.extend(_PAD[len(call.params):])
         shape = target.shape
+        self.numel += target.numel
         self.rows.append((call.op, target.fmt.code, target.data_ptr, len(shape), base, key, purpose,
                           record))
         self.shapes.extend(shape)

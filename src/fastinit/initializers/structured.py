@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from .. import init as _init
+from ..dispatch.arguments import finite
 from ..dispatch.sharding import fill_whole_dtensor
 from ..dispatch.target import as_target, is_tensor, torch_module
 from ..stream.keys import GeneratorLike
-from .checks import finite
 from .layouts import resolve_layout, shape_of
 
 Tensor = Any  # a torch.Tensor or a numpy.ndarray

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from .. import init as _init
+from ..dispatch.arguments import finite, real
 from ..dispatch.fill import random_fill
 from ..dispatch.target import as_target
 from ..stream.keys import GeneratorLike
@@ -21,7 +22,6 @@ from ..stream.ops import (
     trunc_normal_params,
     uniform_params,
 )
-from .checks import finite, real
 from .layouts import fans_of_shape, shape_of
 
 Tensor = Any  # a torch.Tensor or a numpy.ndarray

@@ -23,7 +23,11 @@ whose tensors are unchanged since a previous call reuses that call's prepared co
 >>> fastinit.reset_parameters(model)                        # like every module's reset_parameters()
 >>> fastinit.init_(model.parameters(), "trunc_normal", std=0.02)
 
-Modules: :mod:`.init_many` (init_), :mod:`.reset` and :mod:`.handlers` (reset_parameters),
+Never garbage: a tensor that reset_parameters cannot write is named in an
+:class:`UninitializedTensorsError` (or a warning, ``missing="warn"``), never left silently.
+
+Modules: :mod:`.init_many` (init_), :mod:`.reset`, :mod:`.handlers` and :mod:`.written`
+(reset_parameters; which tensors a call wrote, staged own resets),
 :mod:`.lsuv`, and :mod:`.plan` (planned, batched, reused writes and the tensor keys). Imports:
 fastinit.init, initializers, stats, dispatch and stream; never watch or the demo.
 """
@@ -31,5 +35,7 @@ from .init_many import init_
 from .lsuv import LSUVRow, lsuv_
 from .plan import tensor_key
 from .reset import reset_parameters
+from .written import UninitializedTensorsError, UninitializedTensorsWarning
 
-__all__ = ["reset_parameters", "init_", "lsuv_", "LSUVRow", "tensor_key"]
+__all__ = ["reset_parameters", "init_", "lsuv_", "LSUVRow", "tensor_key",
+           "UninitializedTensorsError", "UninitializedTensorsWarning"]

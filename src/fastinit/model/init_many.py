@@ -154,6 +154,8 @@ def init_(tensors: Union[Tensor, Iterable[Tensor], Mapping[str, Tensor]],
         step = _plan_init(t, i, name, fn, kw, None if per_tensor else kwargs_key)
         if step is not None:
             steps.append(step)
+    if not steps:  # nothing to write (meta, fake, empty tensors): no key drawn, as in torch
+        return items
     call_key = next_key(generator)
     if len(steps) != len(items):  # some skipped (meta, empty): not reused (a warning each time)
         signatures = None

@@ -394,10 +394,12 @@ _PLAIN_VALUES = (int, float, bool, str, type(None))
 
 
 def _frozen(v: Any) -> Any:
+    """v as part of a cache key: its type too (True == 1 == 1.0, but torch treats them apart:
+    kaiming's a=True is an error), and the sign of a zero."""
     if type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0:
         return ("-0.0",)
     if type(v) in _PLAIN_VALUES:
-        return v
+        return v if type(v) is float or type(v) is str else (type(v).__name__, v)
     if type(v) in (list, tuple):
         return (type(v).__name__,) + tuple(_frozen(x) for x in v)
     raise TypeError(f"not a plain value: {type(v).__name__}")

@@ -134,7 +134,7 @@ def corrected(n: float, c: float, q: float) -> Tuple[float, float]:
     q = Σ(x − shift)²."""
     if n > 0:
         m2 = q - c * (c / n)
-        return c / n, m2 if m2 > 0.0 else 0.0
+        return c / n, 0.0 if m2 < 0.0 else m2  # (NaN stays NaN: squares that overflowed)
     return 0.0, 0.0
 
 

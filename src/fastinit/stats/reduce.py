@@ -16,9 +16,10 @@ Semantics (every backend: the compiled CPU core, CUDA, NumPy, torch ops on other
   NumPy), ``min``, ``max``, ``abs_mean = Σ|x| / n``, ``rms = sqrt(Σx² / n)``, ``norm = sqrt(Σx²)``
   with n = count − nans − infs (``Stats.finite``). ``zeros`` counts exact zeros (±0).
 - Accumulation is in float64 (Welford/Chan: chunks summarised by the corrected two-pass formula,
-  merged by Chan's formula in an order fixed by the layout), so the mean and variance are exact
-  to float64 rounding even with a large offset and a tiny spread; results do not depend on the
-  thread count or the launch shape.
+  merged by Chan's formula in an order fixed by the layout), so the variance is exact to float64
+  rounding even with a large offset and a tiny spread, and so is the mean unless the values
+  cancel (a mean tiny next to max|x|: then its error is a few ulps of max|x|); results do not
+  depend on the thread count or the launch shape.
 - Overflow: with values so large that their squares overflow float64 (|x| above ~1e154),
   ``norm`` and ``rms`` are inf and ``var``/``std`` are not meaningful (inf or NaN), as the true
   values are not doubles; the mean stays right (a chunk whose plain sum overflows is centred on
@@ -40,12 +41,15 @@ Semantics (every backend: the compiled CPU core, CUDA, NumPy, torch ops on other
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..dispatch import backend as _backend
+from ..dispatch.fill import outside_dispatch_modes
+from ..dispatch.target import is_fake
 from ..stream.dtypes import (
     BFLOAT16,
     FLOAT16,
@@ -89,9 +93,17 @@ def stats_async(x: Any, *, bins: int = 0, range: Range = None) -> "DeferredStats
     """
     items, single = _as_list(x)
     bins = _check_bins(bins)
+    if bins * len(items) > _MAX_BINS:
+        raise ValueError(
+            f"fastinit.stats: {len(items)} histograms of {bins} bins need "
+            f"{len(items) * bins * 16 / 2**30:.1f} GiB of counters; at most {_MAX_BINS} bins in "
+            "all (fewer bins, or fewer tensors per call)")
     lo_hi = _check_range(range, bins)
-    sources = [_describe(t) for t in items]
-    parts = _reduce(sources, bins, lo_hi)
+    torch = _torch()
+    with outside_dispatch_modes(torch) if torch is not None else contextlib.nullcontext():
+        # the statistics read memory: a dispatch mode (fake, functional, ...) has no say in it
+        sources = [_describe(t) for t in items]
+        parts = _reduce(sources, bins, lo_hi)
     return DeferredStats(parts, len(items), single, bins, lo_hi)
 
 
@@ -177,10 +189,20 @@ def _describe_tensor(x: Any) -> _Source:
     if x.device.type == "meta":
         raise RuntimeError("fastinit.stats: a meta tensor has no values to reduce (it holds a "
                            "shape and a dtype only); materialise it first (e.g. to_empty + init)")
+    if is_fake(x):
+        raise RuntimeError("fastinit.stats: a fake tensor (FakeTensorMode) has no values to "
+                           "reduce; call fastinit.stats outside the fake mode, on real tensors")
+    if torch._is_functional_tensor(x):  # torch.func.functionalize: read the tensor it wraps
+        torch._sync(x)
+        x = torch._from_functional_tensor(x)
     if x.is_complex():
         raise NotImplementedError(f"fastinit.stats: statistics of complex tensors ({x.dtype}) "
                                   "are not supported; reduce x.real and x.imag")
     t = x.detach()
+    if t.numel() > 0 and t.data_ptr() == 0:
+        raise NotImplementedError(
+            f"fastinit.stats: a {type(x).__name__} has no memory of its own to read (a wrapper "
+            "tensor subclass); pass the plain tensor(s) it wraps")
     fmt = {torch.float32: FLOAT32, torch.float64: FLOAT64, torch.float16: FLOAT16,
            torch.bfloat16: BFLOAT16}.get(t.dtype)
     if fmt is None:  # integers, bool, float8: float64 values

@@ -1,4 +1,4 @@
-"""The random stream (format v1, docs/stream-format.md): everything that defines a value.
+"""The random stream (format v2, docs/stream-format.md): everything that defines a value.
 
 - :mod:`.keys`: where a call's 64-bit key comes from (``fastinit.Generator``, torch and NumPy
   generators, int seeds);

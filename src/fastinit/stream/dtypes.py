@@ -9,7 +9,7 @@ import numpy as np
 _INSIDE: dict = {}  # FloatFormat.inside, cached (a pure function of the format and bounds)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per format: identity is equality, and a fast hash
 class FloatFormat:
     name: str         # "float32", "float64", "float16", "bfloat16"
     code: int         # DtypeCode in csrc/common/out_types.h

@@ -119,18 +119,52 @@ def _key_word_buffer(torch: Any) -> Any:
     if buf is None:
         with torch.inference_mode(False):
             buf = _key_words.buf = torch.empty(2, dtype=torch.int64, device="cpu")
+        _key_words.address = buf.data_ptr()
     return buf
 
 
 def _key_from_torch_generator(gen: Any) -> int:
     if gen.device.type == "cpu":
         torch = _torch()
-        words = _key_word_buffer(torch).random_(0, 1 << 32, generator=gen).tolist()
+        if torch._C._len_torch_dispatch_stack():  # the draw is ours: no dispatch mode sees it
+            from torch.utils._python_dispatch import _disable_current_modes
+            with _disable_current_modes():
+                words = _key_word_buffer(torch).random_(0, 1 << 32, generator=gen).tolist()
+        else:
+            words = _key_word_buffer(torch).random_(0, 1 << 32, generator=gen).tolist()
         return (words[0] | (words[1] << 32)) & _MASK64
     # Philox-based device generators: consume 4 offsets of their stream, host side only.
+    torch = _torch()
+    if gen.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(
+            "fastinit: a torch CUDA generator cannot give a key inside CUDA graph capture (torch "
+            "refuses get_offset/set_offset there, and a key drawn at capture would be replayed "
+            "unchanged); pass an int or a fastinit.Generator: its key is then fixed in the graph")
     seed, offset = gen.initial_seed(), gen.get_offset()
     gen.set_offset(offset + 4)
     return splitmix64((splitmix64(seed) ^ offset) + _GOLDEN)
+
+
+def key_for_core(generator: GeneratorLike = None) -> tuple[int, int]:
+    """``(key, 0)``, or, for torch's CPU generators, ``(0, address)``: the key's two words drawn
+    into the per-thread buffer at that address, where the compiled core reads them (the same
+    key as next_key, without bringing the words back to Python)."""
+    try:
+        buf, address = _key_words.pair
+    except AttributeError:  # this thread's first call, or no torch
+        torch = _torch()
+        if torch is None:
+            return next_key(generator), 0
+        buf = _key_word_buffer(torch)
+        buf, address = _key_words.pair = (buf, _key_words.address)
+    if generator is None:
+        buf.random_(0, 1 << 32)  # torch's default generator, as generator=None means
+        return 0, address
+    torch = _torch()
+    if type(generator) is torch.Generator and generator.device.type == "cpu":
+        buf.random_(0, 1 << 32, generator=generator)
+        return 0, address
+    return next_key(generator), 0
 
 
 def next_key(generator: GeneratorLike = None) -> int:

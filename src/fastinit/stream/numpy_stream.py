@@ -1,4 +1,4 @@
-"""Random-stream format v1 in NumPy: the fallback backend and the reference for the compiled core.
+"""The random-stream format in NumPy: the fallback backend and the reference for the compiled core.
 
 Operation for operation the same as csrc/common (philox.h, stream_math.h, distributions.h): the
 float32 family in float32 arithmetic with its fused multiply-adds emulated exactly (fma32), the
@@ -162,9 +162,8 @@ def block_values(op: int, params, words, family: str) -> np.ndarray:
     w = words
     if family == "f32":
         if op == OP_UNIFORM:
-            step, start, lo, hi = (F32(p) for p in params[:4])
-            return np.stack([np.clip(fma32((x >> U32(8)).astype(I32).astype(F32), step, start), lo, hi)
-                             for x in w], axis=1)
+            step, start = F32(params[0]), F32(params[1])  # clamped after rounding (fill.py)
+            return np.stack([fma32((x >> U32(8)).astype(I32).astype(F32), step, start) for x in w], axis=1)
         if op == OP_NORMAL:
             mean, std = F32(params[0]), F32(params[1])
             out = []
@@ -181,9 +180,9 @@ def block_values(op: int, params, words, family: str) -> np.ndarray:
             return np.stack([_trunc_from_uniform(ui, params, family) for ui in u], axis=1)
     else:
         if op == OP_UNIFORM:
-            step, start, lo, hi = params[:4]
-            return np.stack([np.clip(u52_to_f64(_join(w[2 * j], w[2 * j + 1]) >> U64(12)) * step + start,
-                                     lo, hi) for j in range(2)], axis=1)
+            step, start = params[:2]  # clamped after rounding (fill.py)
+            return np.stack([u52_to_f64(_join(w[2 * j], w[2 * j + 1]) >> U64(12)) * step + start
+                             for j in range(2)], axis=1)
         if op == OP_NORMAL:
             mean, std = params[0], params[1]
             u1 = u52_to_f64(_join(w[0], w[1]) >> U64(12)) * 2.0**-52 + 2.0**-53

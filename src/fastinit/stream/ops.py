@@ -3,7 +3,7 @@
 Both backends (the compiled core and the NumPy path) receive exactly these numbers, so the
 host-side arithmetic is defined once. Layouts (the `params` of a fill request):
 
-    uniform:       [step, start, lo, hi]   (lo, hi: the compute type's values inside [a, b])
+    uniform:       [step, start, lo, hi]   (clamp after rounding: the dtype's values in [a, b))
     normal:        [mean, std, lo, hi]   (clamp after rounding; infinite for normal_)
     trunc_normal:  [c_lo, m_lo, c_hi, m_hi, t0, log_t0, mean, std, lo, hi, far, central_only]
     constant:      [value]   (not a stream op: the core writes a constant in a batched call)
@@ -13,11 +13,12 @@ See docs/stream-format.md for the meaning of each constant.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .dtypes import FLOAT32, FLOAT64, FloatFormat
+from .dtypes import FloatFormat
 
 OP_UNIFORM = 0
 OP_NORMAL = 1
@@ -36,6 +37,11 @@ class OpCall:
     op: int
     params: tuple[float, ...]
     constant: float | None = None  # set when the call degenerates to a constant fill
+    # whether the core draws stream values for it (not a constant fill)
+    stream: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stream", self.constant is None and self.op != OP_CONSTANT)
 
 
 _CALLS: dict = {}
@@ -44,32 +50,52 @@ _CALLS: dict = {}
 def _memoized(make: Callable[..., OpCall]) -> Callable[..., OpCall]:
     """make(*numbers, fmt), cached: a pure function of its arguments, and OpCall is frozen.
     Zeros are told apart by sign (0.0 == -0.0, but their calls can differ in a sign bit); an
-    argument that is not a float, or is NaN, is not cached."""
+    argument that is not a float, or is NaN, is not cached. (Two numbers, the common case of
+    the per-call path, without building a sign tuple.)"""
+    copysign = math.copysign
+
+    def store(key: tuple, args: tuple) -> OpCall:
+        for v in args[:-1]:
+            if type(v) is not float or v != v:
+                return make(*args)
+        call = make(*args)
+        if len(_CALLS) >= 4096:
+            _CALLS.clear()
+        _CALLS[key] = call
+        return call
+
+    @functools.wraps(make)
+    def cached2(a: Any, b: Any, fmt: FloatFormat) -> OpCall:
+        key = (make, a, b, fmt, a == 0.0 and copysign(1.0, a), b == 0.0 and copysign(1.0, b))
+        call = _CALLS.get(key)
+        return call if call is not None else store(key, (a, b, fmt))
 
     @functools.wraps(make)
     def cached(*args: Any) -> OpCall:
-        numbers, fmt = args[:-1], args[-1]
-        for v in numbers:
-            if type(v) is not float or v != v:
-                return make(*args)
-        key = (make, fmt.code, numbers, tuple(math.copysign(1.0, v) for v in numbers))
+        key = (make, args, tuple([v == 0.0 and copysign(1.0, v) for v in args[:-1]]))
         call = _CALLS.get(key)
-        if call is None:
-            call = make(*args)
-            if len(_CALLS) >= 4096:
-                _CALLS.clear()
-            _CALLS[key] = call
-        return call
+        return call if call is not None else store(key, args)
 
+    if len(inspect.signature(make).parameters) == 3:
+        return cached2
     return cached
 
 
 @_memoized
 def uniform_params(a: float, b: float, fmt: FloatFormat) -> OpCall:
-    """a + (k + 1/2) (b - a) / 2^bits for a uniform integer k of `bits` bits."""
+    """a + (k + 1/2) (b - a) / 2^bits for a uniform integer k of `bits` bits, rounded to fmt and
+    clamped to fmt's values in [a, b), torch's range for uniform_ (none when no value of fmt lies
+    there: the values are then the nearest ones, as rounding gives them). a == b: the constant
+    a, rounded."""
+    if a == b:
+        return OpCall(OP_UNIFORM, (), constant=float(fmt.round([a])[0]))
     bits = _UNIFORM_BITS[fmt.family]
     step = (b - a) * 2.0**-bits
-    lo, hi = (FLOAT32 if fmt.family == "f32" else FLOAT64).inside(a, b)
+    lo, hi = fmt.inside(a, b)
+    if hi == b:  # b itself is excluded
+        hi = fmt.next_down(b)
+    if lo > hi:
+        lo, hi = -math.inf, math.inf
     return OpCall(OP_UNIFORM, (step, a + 0.5 * step, lo, hi))
 
 
@@ -89,6 +115,7 @@ def constant_params(value: Any, fmt: FloatFormat) -> Optional[OpCall]:
     return OpCall(OP_CONSTANT, (value,))
 
 
+@_memoized
 def normal_params(mean: float, std: float, fmt: FloatFormat) -> OpCall:
     return OpCall(OP_NORMAL, (float(mean), float(std), -math.inf, math.inf))
 

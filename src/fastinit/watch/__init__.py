@@ -50,17 +50,35 @@ binned by **log10 |g|** over ``grad_range`` (default: each layer's own range of 
 back-propagated gradients span many decades; exact zeros are not in the log histogram (see the
 ``zeros`` count). Pass fixed ranges to make histograms of different steps add up exactly.
 
-Verdicts (:func:`verdict`): the ratio of the std at the end of the propagation to the std at its
-start (activations: last layer / first; gradients: first layer / last, the direction they flow)
-is ``vanishing`` below ``1e-2``, ``exploding`` above ``1e2`` or when a std is NaN/Inf, else
-``healthy``.
+Which layers: ``modules=`` chooses the hooked modules (default: every leaf); plots, reports
+and verdicts choose among the recorded layers with ``layers=`` (default: the weight layers,
+Linear/Conv/Embedding...). Both take module types, name patterns (``*`` within one dotted
+component, ``**`` across: ``"transformer.h.*"`` is the blocks), ``"all"`` or a callable
+(:mod:`.select`).
+
+Verdicts (:func:`verdict`, :meth:`Watch.verdicts`): each layer, in the direction of propagation,
+is ``exploding`` (NaN/Inf, or std > 1e2 x the first layer's), ``vanishing`` (std < 1e-2 x the
+first's), ``dead`` (>= 90% exact zeros), ``saturated`` (tanh/sigmoid mean slope < 0.3 of its
+maximum) or ``healthy``; the network takes its worst layer's label (:mod:`.verdicts`).
+
+Forwards recomputed during backward (activation checkpointing) are not recorded twice.
 
 Modules: :mod:`.session` (:func:`watch`, :class:`Watch`), :mod:`.recorder` (the hooks),
-:mod:`.records` (what is kept per step), :mod:`.tables` (rows, report, JSON, CSV),
-:mod:`.verdicts`, :mod:`.plots` (matplotlib, imported when drawing). Imports: fastinit.stats
-and torch (at run time); never model, init or the demo.
+:mod:`.select` (module and layer selectors), :mod:`.records` (what is kept per step),
+:mod:`.tables` (rows, report, JSON, CSV), :mod:`.verdicts`, :mod:`.plots` and :mod:`.charts`
+(matplotlib, imported when drawing). Imports: fastinit.stats and torch (at run time); never
+model, init or the demo.
 """
 from .session import Watch, watch
-from .verdicts import EXPLODING_RATIO, VANISHING_RATIO, Verdict, verdict
+from .verdicts import (
+    DEAD_SHARE,
+    EXPLODING_RATIO,
+    SATURATED_SLOPE,
+    VANISHING_RATIO,
+    LayerVerdict,
+    Verdict,
+    verdict,
+)
 
-__all__ = ["watch", "Watch", "verdict", "Verdict", "VANISHING_RATIO", "EXPLODING_RATIO"]
+__all__ = ["watch", "Watch", "verdict", "Verdict", "LayerVerdict", "VANISHING_RATIO",
+           "EXPLODING_RATIO", "DEAD_SHARE", "SATURATED_SLOPE"]

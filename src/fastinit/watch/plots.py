@@ -1,124 +1,46 @@
-"""Plots of per-layer statistics (matplotlib, drawn off-screen with the Agg canvas).
+"""What :meth:`fastinit.Watch.plot` and :meth:`fastinit.Watch.plot_steps` draw (matplotlib,
+imported when drawing; the drawing blocks are in :mod:`.charts`).
 
-matplotlib is imported inside each function, so ``import fastinit`` never needs it, and the
-figures are drawn with ``matplotlib.figure.Figure`` + the Agg canvas: no pyplot, no change to the
-user's global backend, no window.
+- :func:`plot_watch`: one recorded step, layer by layer: std (log scale; exact zeros and values
+  below the axis marked on its bottom edge, NaN/Inf on its top), mean and share of exact zeros of
+  the activations and of the gradients, one colour and marker per module type, the layer names on
+  the axis, each layer's verdict, and (with ``bins``) the per-layer histograms as heatmaps.
+- :func:`plot_steps`: the same statistics over the recorded steps, as fastai's "colorful
+  dimension": per layer, the histogram of each recorded step side by side (x: step, y: value,
+  colour: share of the values), and the std of every layer over the steps.
 
-- :func:`plot_watch`: what :meth:`fastinit.Watch.plot` draws: per-layer mean and std of the
-  activations and of the gradients, and (with histograms) per-layer histograms as heatmaps, as
-  in Glorot & Bengio (2010), figures 3-7.
-- :func:`plot_profiles`: per-layer std curves of several runs on a grid of panels (the demo).
-- :func:`plot_heatmaps`: rows of activation / gradient histogram heatmaps (the demo).
-- :func:`plot_curves`: loss curves on a grid of panels (the demo).
-
->>> from fastinit.plots import plot_profiles
->>> plot_profiles({("tanh", "depth 10"): {"Xavier": [0.6, 0.5, 0.45]}}, "std.png",
-...               title="activation std per layer", ylabel="std")
+By default the weight layers are drawn (Linear, Conv*, Embedding...: see
+:meth:`fastinit.Watch.select`); ``layers=`` picks others by type or name pattern.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_watch", "plot_profiles", "plot_heatmaps", "plot_curves", "heatmap_grid"]
+from .charts import PALETTE, figure, heatmap, log_curves, log_range, name_axis, save
+from .charts import heatmap_grid, plot_curves, plot_heatmaps, plot_profiles  # noqa: F401
+from .verdicts import DEAD_SHARE, EXPLODING_RATIO, VANISHING_RATIO
 
-Hist = Tuple[np.ndarray, np.ndarray]  # (counts, edges)
+__all__ = ["plot_watch", "plot_steps", "plot_profiles", "plot_heatmaps", "plot_curves",
+           "heatmap_grid"]
 
-#: a fixed colour per label, so that one init has one colour in every figure
-PALETTE = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-
-
-def _figure(width: float, height: float, **adjust: float) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("fastinit plots need matplotlib: pip install matplotlib "
-                          "(or pip install 'fastinit[plot]')") from None
-    # a fixed layout: matplotlib's constrained layout measures every text twice (slow)
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    margins = dict(left=0.85 / width, right=1 - 0.25 / width, bottom=0.6 / height,
-                   top=1 - 0.7 / height, wspace=0.38, hspace=0.5)
-    margins.update(adjust)
-    fig.subplots_adjust(**margins)
-    return fig
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+_VERDICT_COLORS = {"healthy": "#2ca02c", "vanishing": "#1f77b4", "exploding": "#d62728",
+                   "saturated": "#ff7f0e", "dead": "#000000"}
 
 
-def _save(fig: Any, path: str) -> str:
-    fig.savefig(path, dpi=100)
-    return str(path)
+def _by_type(sites: Sequence[Any]) -> Dict[str, List[int]]:
+    groups: Dict[str, List[int]] = {}
+    for j, s in enumerate(sites):
+        groups.setdefault(s.type_name, []).append(j)
+    return groups
 
 
-def _layer_axis(ax: Any, names: Sequence[str], label: str = "layer (forward order)") -> None:
-    n = len(names)
-    ax.set_xlabel(label)
-    if 0 < n <= 16:
-        ax.set_xticks(range(n))
-        ax.set_xticklabels(names, rotation=45 if max(len(s) for s in names) > 3 else 0,
-                           ha="right" if max(len(s) for s in names) > 3 else "center", fontsize=8)
-    ax.set_xlim(-0.5, max(n, 1) - 0.5)
-
-
-def _positive(values: Sequence[float]) -> bool:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return v.size > 0 and bool(np.all(v > 0))
-
-
-def heatmap_grid(hists: Sequence[Optional[Hist]], rows: int = 100) -> Tuple[np.ndarray, float, float]:
-    """Per-layer histograms (each its own edges) redistributed onto one common grid of ``rows``
-    bins spanning all of them; each column is normalised to fractions of that layer's binned
-    values. Returns ``(matrix rows x layers, lo, hi)``; columns without data are NaN.
-
-    >>> m, lo, hi = heatmap_grid([(np.array([1, 3]), np.array([0.0, 1.0, 2.0]))], rows=4)
-    """
-    spans = [(float(e[0]), float(e[-1])) for h in hists if h is not None
-             for c, e in [h] if np.sum(c) > 0]
-    if not spans:
-        return np.full((rows, len(hists)), np.nan), 0.0, 1.0
-    lo = min(s[0] for s in spans)
-    hi = max(s[1] for s in spans)
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    grid = np.linspace(lo, hi, rows + 1)
-    out = np.full((rows, len(hists)), np.nan)
-    for j, h in enumerate(hists):
-        if h is None:
-            continue
-        counts, edges = np.asarray(h[0], dtype=np.float64), np.asarray(h[1], dtype=np.float64)
-        total = counts.sum()
-        if total <= 0:
-            continue
-        cum = np.concatenate([[0.0], np.cumsum(counts)])
-        at = np.interp(grid, edges, cum, left=0.0, right=total)
-        col = np.diff(at)
-        # a histogram narrower than one grid row lands in its row, whole
-        out[:, j] = col / total
-    return out, lo, hi
-
-
-def _heatmap(fig: Any, ax: Any, hists: Sequence[Optional[Hist]], names: Sequence[str], *,
-             title: str, ylabel: str, rows: int = 100) -> None:
-    from matplotlib.colors import LogNorm
-    m, lo, hi = heatmap_grid(hists, rows)
-    shown = np.where(m > 0, m, np.nan)
-    finite = shown[np.isfinite(shown)]
-    vmax = float(finite.max()) if finite.size else 1.0
-    img = ax.imshow(shown, origin="lower", aspect="auto", interpolation="nearest",
-                    extent=(-0.5, len(names) - 0.5, lo, hi), cmap="viridis",
-                    norm=LogNorm(vmin=max(vmax * 1e-4, 1e-12), vmax=vmax))
-    ax.set_facecolor("#f2f2f2")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
-    _layer_axis(ax, names)
-    fig.colorbar(img, ax=ax, label="fraction of the layer's values", pad=0.01)
-
-
-def plot_watch(w: Any, path: str, *, step: Any = None, title: Optional[str] = None) -> str:
-    """Draw a :class:`fastinit.Watch`: per-layer mean and std of activations and gradients, and
-    the histogram heatmaps when it recorded histograms. Returns ``path``.
+def plot_watch(w: Any, path: str, *, step: Any = None, layers: Any = None,
+               title: Optional[str] = None) -> str:
+    """Draw one recorded step of a :class:`fastinit.Watch` (see the module docstring). Returns
+    ``path``.
 
     >>> plot_watch(w, "watch.png")      # the same as w.plot("watch.png")
     """
@@ -128,216 +50,209 @@ def plot_watch(w: Any, path: str, *, step: Any = None, title: Optional[str] = No
     if not kinds:
         raise ValueError("fastinit.watch.plot: the watch records neither activations nor "
                          "gradients")
+    names = w.select(layers)
+    sites = [s for s in w._recorder.sites if s.name in set(names)]
     recs = {k: w.records(k, step) for k in kinds}
-    names = w.layers
+    verdicts = w.verdicts(step, layers=layers) if len(sites) >= 2 else {}
+    n = len(sites)
+    groups = _by_type(sites)
+    colors = {t: PALETTE[(3 + i) % len(PALETTE)] for i, t in enumerate(groups)}
     with_hist = w.bins > 0
-    fig = _figure(6.0 * len(kinds), 3.4 * (3 if with_hist else 2), hspace=0.55)
-    axes = fig.subplots(3 if with_hist else 2, len(kinds), squeeze=False)
-    x = np.arange(len(names))
-    for j, kind in enumerate(kinds):
+    panels = [("activations", "std"), ("activations", "mean"), ("activations", "zeros")]
+    if with_hist:
+        panels.append(("activations", "hist"))
+    panels += [("gradients", "std"), ("gradients", "zeros")]
+    if with_hist:
+        panels.append(("gradients", "hist"))
+    panels = [p for p in panels if p[0] in kinds]
+    # a zeros panel only where some layer has exact zeros (its title says so otherwise)
+    has_zeros = {k: any(st is not None and st.zeros > 0 for st in (recs[k].get(s.name)
+                                                                   for s in sites))
+                 for k in kinds}
+    panels = [p for p in panels if p[1] != "zeros" or has_zeros[p[0]]]
+    last_of_kind = {p[0]: i for i, p in enumerate(panels)}
+    width = float(np.clip(3.5 + 0.12 * n, 9.0, 28.0))
+    label_room = 0.065 * min(28, max((len(s) for s in names), default=4)) + 0.3
+    heights = [2.3 if p[1] != "hist" else 2.9 for p in panels]
+    gaps = [label_room + 0.55 if i == last_of_kind[p[0]] else 0.55
+            for i, p in enumerate(panels)]
+    top = 1.75
+    total = top + sum(heights) + sum(gaps)
+    fig = figure(width, total)
+    left, right = 0.9 / width, 1 - (1.3 if with_hist else 0.35) / width
+    axes = []
+    y = total - top
+    for h, gap in zip(heights, gaps):
+        axes.append(fig.add_axes((left, (y - h) / total, right - left, h / total)))
+        y -= h + gap
+    x = np.arange(n)
+    for i, (ax, (kind, what)) in enumerate(zip(axes, panels)):
         r = recs[kind]
-        mean = np.array([r[n].mean if n in r else np.nan for n in names])
-        std = np.array([r[n].std if n in r else np.nan for n in names])
-        what = "activation" if kind == "activations" else "gradient dL/d(output)"
-        ax = axes[0][j]
-        ax.plot(x, mean, "o-", color=PALETTE[3], ms=3)
-        ax.axhline(0.0, color="0.6", lw=0.8)
-        ax.set_title(f"{what}: mean per layer", fontsize=10)
-        ax.set_ylabel("mean")
-        _layer_axis(ax, names)
-        ax = axes[1][j]
-        ax.plot(x, std, "o-", color=PALETTE[0], ms=3)
-        if _positive(std):
-            ax.set_yscale("log")
-        ax.set_title(f"{what}: std per layer", fontsize=10)
-        ax.set_ylabel("std" + (" (log scale)" if _positive(std) else ""))
-        _layer_axis(ax, names)
-        ax.grid(True, which="major", alpha=0.3)
-        if with_hist:
+        st = [r.get(s.name) for s in sites]
+        noun = "activations (outputs)" if kind == "activations" else "gradients dL/d(output)"
+        if what == "std":
+            # per type, the layers recorded for this kind (a layer without a record is left
+            # out; a NaN/Inf std is a real one, marked on the top edge)
+            have = {t: [j for j in idx if st[j] is not None] for t, idx in groups.items()}
+            have = {t: idx for t, idx in have.items() if idx}
+            curves = {t: np.array([st[j].std if st[j].nans + st[j].infs == 0 else np.nan
+                                   for j in idx]) for t, idx in have.items()}
+            ref = _reference(verdicts.get(kind), {s.name for s in sites})
+            band = healthy_band(ref) if ref > 0 and np.isfinite(ref) else None
+            ylim = log_range(list(curves.values()), band)
+            for k, (t, idx) in enumerate(have.items()):
+                log_curves(ax, x[idx], {t: curves[t]}, colors, ylim=ylim, markers=False,
+                           band=band if k == 0 else None)
+                ax.lines[-1 - _marker_lines(ax, x[idx], curves[t], ylim)].set(lw=0.7, alpha=0.6)
+            for t, idx in have.items():  # markers per type, on top of the lines
+                v = curves[t]
+                ok = np.isfinite(v) & (v >= ylim[0]) & (v <= ylim[1])
+                ax.plot(x[idx][ok], v[ok], ls="", marker=_MARKERS[list(groups).index(t) % 8],
+                        ms=3.5, color=colors[t], label=t, zorder=5)
+            v = verdicts.get(kind)
+            head = f"{noun}: std per layer"
+            if not has_zeros[kind]:
+                head += " (no exact zeros in any layer)"
+            if v is not None:
+                head += f"\nverdict: {v}"
+                _verdict_strip(ax, v, names=[s.name for s in sites])
+            ax.set_title(head, fontsize=9.5)
+            ax.set_ylabel("std (log)")
+            if i == 0:  # one key for the figure: the same colour per type in every panel
+                fig.legend(*ax.get_legend_handles_labels(), loc="upper right", fontsize=7.5,
+                           ncol=2 if len(groups) > 2 else 1, title="module type",
+                           title_fontsize=7.5, bbox_to_anchor=(right, 1 - 0.4 / total))
+        elif what == "mean":
+            for t, idx in groups.items():
+                ax.plot(x[idx], [st[j].mean if st[j] is not None else np.nan for j in idx],
+                        "-", marker=_MARKERS[list(groups).index(t) % 8], ms=3, lw=0.6,
+                        alpha=0.8, color=colors[t])
+            ax.axhline(0.0, color="0.6", lw=0.8)
+            ax.set_title(f"{noun}: mean per layer", fontsize=9.5)
+            ax.set_ylabel("mean")
+        elif what == "zeros":
+            share = np.array([st[j].zeros / st[j].count if st[j] is not None and st[j].count
+                              else np.nan for j in range(n)])
+            ax.bar(x, share, width=0.8, color=[colors[s.type_name] for s in sites])
+            ax.axhline(DEAD_SHARE, color="0.3", ls="--", lw=0.8)
+            ax.annotate(f"dead: >= {DEAD_SHARE:.0%}", (0, DEAD_SHARE), xytext=(2, 2),
+                        textcoords="offset points", fontsize=7, color="0.3")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(f"{noun}: share of exact zeros per layer", fontsize=9.5)
+            ax.set_ylabel("share of zeros")
+        else:
             h = w.histograms(kind, step)
-            hists = [h.get(n) for n in names]
-            if kind == "activations":
-                _heatmap(fig, axes[2][j], hists, names, title="activation histograms per layer",
-                         ylabel="activation value")
-            else:
-                _heatmap(fig, axes[2][j], hists, names,
-                         title="gradient histograms per layer (exact zeros left out)",
-                         ylabel="log10 |gradient|")
-    steps = w.steps
-    fig.suptitle(title or f"fastinit.watch, step {step if step is not None else steps[-1]}",
-                 fontsize=12)
-    return _save(fig, path)
+            hists = [h.get(s.name) for s in sites]
+            cax = fig.add_axes((right + 0.1 / width, ax.get_position().y0, 0.15 / width,
+                                ax.get_position().height))
+            heatmap(fig, ax, hists, x0=0, xlabel="", cax=cax,
+                    title=f"{noun}: histogram per layer" + (
+                        "" if kind == "activations" else " of log10 |g| (exact zeros left out)"),
+                    ylabel="value" if kind == "activations" else "log10 |gradient|")
+        name_axis(ax, [s.name for s in sites], labels=i == last_of_kind[kind])
+        ax.grid(True, which="major", axis="y", alpha=0.3)
+    fig.suptitle(title or f"fastinit.watch: step {step}, {n} "
+                 f"{'weight layers' if layers is None else 'selected layers'} in forward order",
+                 fontsize=12, y=1 - 0.2 / total, va="top")
+    fig.text(left, 1 - 0.5 / total, _KEY, ha="left", va="top", fontsize=7.5, color="0.25",
+             linespacing=1.3)
+    return save(fig, path)
 
 
-def _color_map(labels: Sequence[str], colors: Optional[Mapping[str, str]]) -> Dict[str, str]:
-    out = dict(colors or {})
-    for label in labels:
-        if label not in out:
-            out[label] = PALETTE[len(out) % len(PALETTE)]
-    return out
+_KEY = ("std panels, log scale: ▼ on the bottom edge = exactly 0 (filled) or below the axis "
+        "(open);\n▲ on the top edge = NaN/Inf (filled) or above the axis (open);\nshaded = the "
+        "verdict's healthy band (within 100x of its reference layer's std);\nsquares along the "
+        "top = each layer's verdict: green healthy, blue vanishing,\nred exploding, orange "
+        "saturated, black dead")
 
 
-def _grid_shape(keys: Sequence[Tuple[str, str]]) -> Tuple[List[str], List[str]]:
-    rows: List[str] = []
-    cols: List[str] = []
-    for r, c in keys:
-        if r not in rows:
-            rows.append(r)
-        if c not in cols:
-            cols.append(c)
-    return rows, cols
+def _marker_lines(ax: Any, x: np.ndarray, v: np.ndarray, ylim: tuple) -> int:
+    """How many marker-only lines :func:`log_curves` drew after a curve's own line."""
+    v = np.asarray(v, dtype=np.float64)
+    fin = np.isfinite(v)
+    return (int((v == 0).any()) + int((fin & (v > 0) & (v < ylim[0])).any())
+            + int((fin & (v > ylim[1])).any()) + int((~fin).any()))
 
 
-def plot_profiles(panels: Mapping[Tuple[str, str], Mapping[str, Sequence[float]]], path: str, *,
-                  title: str, ylabel: str, xlabel: str = "layer",
-                  colors: Optional[Mapping[str, str]] = None, log: bool = True,
-                  band: Optional[Tuple[float, float]] = None,
-                  styles: Optional[Mapping[str, str]] = None) -> str:
-    """A grid of panels, ``panels[(row, column)] = {label: per-layer values}``: one line per
-    label (one colour per label in every panel), layers numbered from 1, log y by default
-    (non-positive values are left out). ``band=(lo, hi)`` shades a reference band; ``styles``
-    maps a label to a line style (e.g. ``"--"`` for a curve that may lie on another).
+def _reference(v: Any, names: set) -> float:
+    """The std a verdict compared the plotted layers with (0.0 when none)."""
+    for lv in (v.per_layer if v is not None else ()):
+        if lv.name in names and lv.ratio > 0 and np.isfinite(lv.ratio):
+            return lv.std / lv.ratio
+    return 0.0
 
-    >>> plot_profiles({("depth 10", "tanh"): {"Xavier": stds}}, "act_std.png",
-    ...               title="activation std", ylabel="std of the layer's outputs")
+
+def _verdict_strip(ax: Any, v: Any, names: Sequence[str]) -> None:
+    """A row of small squares on the top edge: each judged layer's label, by colour."""
+    pos = {name: j for j, name in enumerate(names)}
+    lo, hi = ax.get_ylim()
+    y = hi / 1.25
+    for lv in v.per_layer:
+        if lv.name in pos:
+            ax.plot([pos[lv.name]], [y], "s", ms=3, color=_VERDICT_COLORS.get(lv.label, "0.5"),
+                    zorder=6, clip_on=False)
+
+
+def plot_steps(w: Any, path: str, *, kind: str = "activations", layers: Any = None,
+               max_layers: int = 12, title: Optional[str] = None) -> str:
+    """The statistics of a :class:`fastinit.Watch` over its recorded steps: the std of each
+    selected layer against the step (log scale), and, with ``bins > 0``, fastai's colorful
+    dimension for each layer: the histogram of every recorded step side by side (x: step,
+    y: value, colour: share of the layer's values at that step, log scale). At most
+    ``max_layers`` layers, spread over the depth. Returns ``path``.
+
+    >>> with fastinit.watch(model, bins=40, every=10) as w:
+    ...     train(model)
+    >>> w.plot_steps("steps.png", layers=[torch.nn.ReLU])
     """
-    rows, cols = _grid_shape(list(panels))
-    labels = []
-    for curves in panels.values():
-        labels += [k for k in curves if k not in labels]
-    cmap = _color_map(labels, colors)
-    fig = _figure(4.2 * len(cols) + 1.6, 3.2 * len(rows) + 0.6, right=1 - 1.75 / (4.2 * len(cols) + 1.6))
-    axes = fig.subplots(len(rows), len(cols), squeeze=False)
-    for (r, c), curves in panels.items():
-        ax = axes[rows.index(r)][cols.index(c)]
-        for label, values in curves.items():
-            v = np.asarray(values, dtype=np.float64)
-            if log:
-                v = np.where(v > 0, v, np.nan)
-            x = np.arange(1, len(v) + 1)
-            ls = (styles or {}).get(label, "-")
-            ax.plot(x, v, ls, marker="o" if len(v) <= 12 else None, ms=3, lw=1.6,
-                    color=cmap[label], label=label, zorder=3 if ls != "-" else 2)
-            bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
-            if bad.any():  # NaN/Inf (overflow): mark where the curve stops
-                first = int(np.argmax(bad))
-                ax.annotate("inf/nan", (first + 1, np.nanmax(v) if np.isfinite(v).any() else 1.0),
-                            color=cmap[label], fontsize=7)
-        if log:
-            ax.set_yscale("log")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if band is not None:
-            ax.axhspan(band[0], band[1], color="0.85", zorder=0)
-        ax.set_title(f"{r}, {c}", fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="major", alpha=0.3)
-    handles = [__line(cmap[label], (styles or {}).get(label, "-")) for label in labels]
-    fig.legend(handles, labels, loc="center right", title="init")
-    fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
+    from .records import kind_name
+    kind = kind_name(kind)
+    if kind == "weights":
+        raise ValueError("fastinit.watch.plot_steps: kind is 'activations' or 'gradients'")
+    names = w.select(layers)
+    if len(names) > max_layers:
+        pick = np.unique(np.linspace(0, len(names) - 1, max_layers).round().astype(int))
+        names = [names[i] for i in pick]
+    steps, all_names, std = w.series(kind, "std")
+    cols = [all_names.index(nm) for nm in names]
+    with_hist = w.bins > 0
+    ncol = min(4, len(names))
+    nrow = (len(names) + ncol - 1) // ncol if with_hist else 0
+    height = 3.0 + 2.6 * nrow + 0.8
+    fig = figure(4.2 * ncol + 1.2, height, hspace=0.55, wspace=0.35, top_in=0.8,
+                 right_in=0.3, bottom_in=0.6)
+    grid = fig.add_gridspec(1 + nrow, ncol)
+    ax = fig.add_subplot(grid[0, :])
+    cmap = {nm: PALETTE[i % len(PALETTE)] if len(names) <= len(PALETTE)
+            else _viridis(i / max(1, len(names) - 1)) for i, nm in enumerate(names)}
+    log_curves(ax, steps.astype(float), {nm: std[:, c] for nm, c in zip(names, cols)}, cmap,
+               markers=False)
+    ax.set_xlabel("step")
+    ax.set_ylabel("std (log)")
+    ax.set_title(f"{kind}: std of each layer over the recorded steps", fontsize=10)
+    ax.legend([nm for nm in names], fontsize=7, ncol=min(6, len(names)), loc="best")
+    ax.grid(True, alpha=0.3)
+    if with_hist:
+        per_step = [w.histograms(kind, step=int(s)) for s in steps]
+        for i, nm in enumerate(names):
+            sub = fig.add_subplot(grid[1 + i // ncol, i % ncol])
+            hists = [h.get(nm) for h in per_step]
+            heatmap(fig, sub, hists, x0=0, title=nm, colorbar=False, xlabel="step",
+                    ylabel="value" if kind == "activations" else "log10 |g|")
+            ticks = sub.get_xticks()
+            sub.set_xticks([t for t in ticks if 0 <= t < len(steps)])
+            sub.set_xticklabels([str(int(steps[int(t)])) for t in sub.get_xticks()], fontsize=7)
+    fig.suptitle(title or f"fastinit.watch over {len(steps)} recorded steps "
+                 f"(every {w.every}): {kind}", fontsize=12)
+    return save(fig, path)
 
 
-def __line(color: str, style: str = "-") -> Any:
-    from matplotlib.lines import Line2D
-    return Line2D([0], [0], color=color, lw=2, ls=style)
+def _viridis(t: float) -> Any:
+    from matplotlib import colormaps
+    return colormaps["viridis"](t)
 
 
-def plot_heatmaps(rows: Sequence[Tuple[str, Sequence[Optional[Hist]], Sequence[Optional[Hist]]]],
-                  path: str, *, title: str) -> str:
-    """One row per configuration: ``(label, activation hists, gradient hists)`` with one
-    ``(counts, edges)`` per layer (activations over values, gradients over log10 |g|). Each
-    column of a heatmap is that layer's histogram, normalised.
+def healthy_band(reference: float = 1.0) -> tuple:
+    """The band of std a verdict calls neither vanishing nor exploding, around ``reference``."""
+    return (VANISHING_RATIO * reference, EXPLODING_RATIO * reference)
 
-    >>> plot_heatmaps([("tanh, N(0, 0.01²)", act_h, grad_h)], "hist.png", title="...")
-    """
-    fig = _figure(12.0, 3.0 * len(rows) + 0.9, wspace=0.3, hspace=0.55,
-                  top=1 - 0.85 / (3.0 * len(rows) + 0.9))
-    axes = fig.subplots(len(rows), 2, squeeze=False)
-    for i, (label, act, grad) in enumerate(rows):
-        names = [str(k + 1) for k in range(len(act))]
-        _heatmap(fig, axes[i][0], act, names, title=f"{label}: activations",
-                 ylabel="activation value")
-        names = [str(k + 1) for k in range(len(grad))]
-        _heatmap(fig, axes[i][1], grad, names, title=f"{label}: gradients (zeros left out)",
-                 ylabel="log10 |dL/dh|")
-        for ax in axes[i]:
-            ax.set_xlabel("layer")
-            n = len(names)
-            step = max(1, n // 10)
-            ax.set_xticks(range(0, n, step))
-            ax.set_xticklabels([str(k + 1) for k in range(0, n, step)], rotation=0, fontsize=8)
-    fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
-
-
-def plot_curves(panels: Mapping[Tuple[str, str], Mapping[str, Sequence[float]]], path: str, *,
-                title: str, ylabel: str, xlabel: str = "step", log: bool = True,
-                colors: Optional[Mapping[str, str]] = None,
-                reference: Optional[Tuple[float, str]] = None,
-                notes: Optional[Mapping[Tuple[str, str], Mapping[str, str]]] = None,
-                smooth: int = 1, styles: Optional[Mapping[str, str]] = None) -> str:
-    """Curves (e.g. training loss) on a grid: ``panels[(row, column)] = {label: values}``.
-    ``reference=(y, text)`` draws a dashed line (e.g. the loss of chance); ``notes[(row,
-    column)][label]`` is appended to the label in that panel's legend (e.g. the accuracy).
-    Non-finite values (a diverged run) end the curve, marked with an x. ``smooth=k`` draws the
-    running mean over k values (the raw values faintly behind). Every panel has the same y
-    range, so panels compare at a glance.
-
-    >>> plot_curves({("depth 10", "relu"): {"Kaiming": losses}}, "loss.png",
-    ...             title="training loss", ylabel="cross-entropy", reference=(2.303, "chance"))
-    """
-    rows, cols = _grid_shape(list(panels))
-    labels = []
-    for curves in panels.values():
-        labels += [k for k in curves if k not in labels]
-    cmap = _color_map(labels, colors)
-    fig = _figure(4.4 * len(cols), 3.3 * len(rows) + 0.6)
-    axes = fig.subplots(len(rows), len(cols), squeeze=False)
-    finite = np.concatenate([np.asarray(v, dtype=np.float64) for cs in panels.values()
-                             for v in cs.values()] or [np.zeros(0)])
-    finite = finite[np.isfinite(finite) & ((finite > 0) if log else True)]
-    ylim = None
-    if finite.size:
-        lo, hi = float(finite.min()), float(finite.max())
-        if reference is not None:
-            hi = max(hi, reference[0])
-        ylim = (lo / 1.5, hi * 1.3) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    for (r, c), curves in panels.items():
-        ax = axes[rows.index(r)][cols.index(c)]
-        for label, values in curves.items():
-            v = np.asarray(values, dtype=np.float64)
-            x = np.arange(len(v))
-            bad = ~np.isfinite(v)
-            text = label
-            if notes and (r, c) in notes and label in notes[(r, c)]:
-                text = f"{label}: {notes[(r, c)][label]}"
-            end = int(np.argmax(bad)) if bad.any() else len(v)
-            ls = (styles or {}).get(label, "-")
-            if smooth > 1 and end > smooth:
-                ax.plot(x[:end], v[:end], lw=0.6, color=cmap[label], alpha=0.25)
-                kernel = np.ones(smooth) / smooth
-                run = np.convolve(v[:end], kernel, mode="valid")
-                ax.plot(x[smooth - 1:end], run, ls, lw=1.6, color=cmap[label], label=text,
-                        zorder=3 if ls != "-" else 2)
-            else:
-                ax.plot(x[:end], v[:end], ls, lw=1.4, color=cmap[label], label=text)
-            if bad.any() and end > 0:
-                ax.plot([end - 1], [v[end - 1]], "x", color=cmap[label], ms=8, mew=2)
-        if reference is not None:
-            ax.axhline(reference[0], color="0.4", ls="--", lw=1)
-            ax.annotate(reference[1], (0, reference[0]), xytext=(2, 3), textcoords="offset points",
-                        fontsize=8, color="0.3")
-        if log:
-            ax.set_yscale("log")
-            from matplotlib.ticker import NullFormatter
-            ax.yaxis.set_minor_formatter(NullFormatter())
-        if ylim is not None:
-            ax.set_ylim(*ylim)
-        ax.set_title(f"{r}, {c}", fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(title, fontsize=12)
-    return _save(fig, path)

@@ -4,16 +4,14 @@ in-place writes caught, memory bounded)."""
 from __future__ import annotations
 
 import builtins
-import fnmatch
 import sys
 import warnings
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..stats.reduce import stats_async
-from .records import GRAD_LOG, History, Range, Site
-
-ModuleFilter = Union[None, Callable[[str, Any], bool], Sequence[Union[str, type]]]
+from .records import CENTERED, GRAD_LOG, History, Range, Site
+from .select import ModuleFilter, is_weight_layer, select_modules  # noqa: F401 (re-exported)
 # A held tensor: (site index, tensor, its version when held, step).
 Held = Tuple[int, Any, Optional[int], int]
 
@@ -41,42 +39,29 @@ def _version(t: Any) -> Optional[int]:
         return None
 
 
+def _in_backward() -> bool:
+    """Whether the autograd engine is running a backward pass on this thread (a forward that
+    runs now is a recomputation: activation checkpointing)."""
+    torch = sys.modules["torch"]
+    try:
+        return torch._C._current_graph_task_id() != -1
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return False
+
+
+def _centered(t: Any) -> Any:
+    """``t`` minus its mean over the batch (dim 0): what varies from example to example."""
+    torch = sys.modules["torch"]
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return t - t.mean(0, keepdim=True)
+
+
 def _storage_key(t: Any) -> Tuple[str, int]:
     try:
         return (str(t.device), t.untyped_storage().data_ptr())
     except (RuntimeError, AttributeError, NotImplementedError):
         return (str(t.device), t.data_ptr())
-
-
-def select_modules(model: Any, modules: ModuleFilter) -> List[Tuple[str, Any]]:
-    """The (name, module) pairs a ``modules`` filter picks: None for every leaf module, a callable
-    ``(name, module) -> bool``, or a list of module types and names (glob patterns)."""
-    named = list(model.named_modules())
-    if modules is None:
-        return [(n, m) for n, m in named if next(iter(m.children()), None) is None]
-    if callable(modules) and not isinstance(modules, type):
-        return [(n, m) for n, m in named if modules(n, m)]
-    if isinstance(modules, (str, type)):
-        modules = [modules]
-    try:
-        wanted = list(modules)
-    except TypeError:
-        raise TypeError("fastinit.watch: modules must be None, a callable (name, module) -> "
-                        f"bool, or a list of module types and names, got {modules!r}") from None
-    types = tuple(w for w in wanted if isinstance(w, type))
-    names = [w for w in wanted if isinstance(w, str)]
-    bad = [w for w in wanted if not isinstance(w, (str, type))]
-    if bad:
-        raise TypeError("fastinit.watch: modules must list module types or names "
-                        f"(glob patterns allowed), got {bad[0]!r}")
-    known = {n for n, _ in named}
-    for pat in names:
-        if not any(fnmatch.fnmatchcase(n, pat) for n in known):
-            raise ValueError(f"fastinit.watch: no module of the model is named {pat!r} "
-                             f"(names look like {sorted(known - {''})[:5]})")
-    return [(n, m) for n, m in named
-            if (types and isinstance(m, types))
-            or any(fnmatch.fnmatchcase(n, p) for p in names)]
 
 
 class Recorder:
@@ -89,7 +74,8 @@ class Recorder:
 
     def __init__(self, model: Any, modules: List[Tuple[str, Any]], history: History, *,
                  activations: bool, gradients: bool, weights: bool, every: int, bins: int,
-                 act_range: Range, grad_range: Range, per_call: bool, buffer_bytes: int) -> None:
+                 act_range: Range, grad_range: Range, per_call: bool, buffer_bytes: int,
+                 batch_stats: bool = False) -> None:
         torch = sys.modules["torch"]
         self.model = model
         self.modules = modules
@@ -103,6 +89,7 @@ class Recorder:
         self.grad_range = grad_range
         self.per_call = per_call
         self.buffer_bytes = buffer_bytes
+        self.batch_stats = batch_stats
 
         self.sites: List[Site] = []
         self._site_of: Dict[Tuple[int, int], int] = {}   # (module index, call) -> site
@@ -111,11 +98,13 @@ class Recorder:
         for name, m in modules:
             for pname, p in m.named_parameters(recurse=False):
                 full = f"{name}.{pname}" if name else pname
-                self.param_sites.append(Site(len(self.param_sites), full, type(m).__name__, True))
+                self.param_sites.append(Site(len(self.param_sites), full, type(m).__name__, True,
+                                             module=m, module_name=name))
                 self.params.append(p)
         self.step = -1
         self._active = False
-        self._calls: Dict[int, int] = {}
+        self._grad_hooked: set = set()  # sites whose output has a gradient hook this step
+        self._calls: Dict[Any, int] = {}  # module index (or ("recompute", index)) -> calls
         self._pending: Dict[str, List[Held]] = {"activations": [], "gradients": []}
         self._pending_bytes = {"activations": 0, "gradients": 0}
         self._pending_storage: Dict[Tuple[str, int], int] = {}
@@ -179,15 +168,19 @@ class Recorder:
                 label = f"{label}#{call}"
             si = len(self.sites)
             self.sites.append(Site(si, label, type(m).__name__,
-                                   next(iter(m.parameters(recurse=False)), None) is not None))
+                                   next(iter(m.parameters(recurse=False)), None) is not None,
+                                   module=m, module_name=name, has_weight=is_weight_layer(m)))
             self._site_of[key] = si
         return self.sites[si]
 
     def _on_step_start(self, module: Any, inputs: Any) -> None:
+        if _in_backward():  # the whole model recomputed by a checkpoint: not a new step
+            return
         self.flush_all()
         self.step += 1
         self._active = self.step % self.every == 0
         self._calls.clear()
+        self._grad_hooked.clear()
         if not self._active:
             return
         rec = self.history.record(self.step)
@@ -195,10 +188,18 @@ class Recorder:
             rec.add("weights", list(builtins.range(len(self.params))), stats_async(self.params))
 
     def _on_step_end(self, module: Any, inputs: Any, output: Any) -> None:
+        if _in_backward():
+            return
         self.flush("activations")
 
     def _on_output(self, mi: int, module: Any, inputs: Any, output: Any) -> None:
         if not self._active:
+            return
+        # A forward that runs during backward is a recomputation (activation checkpointing):
+        # its outputs were recorded when the step ran; only a gradient hook the first run could
+        # not place (a reentrant checkpoint runs it under no_grad) is placed now.
+        recompute = _in_backward()
+        if recompute and not self.gradients:
             return
         if type(output) is self._tensor_type:  # the common case, without the recursion
             if not (output.is_floating_point() and output.layout is self._strided
@@ -209,9 +210,14 @@ class Recorder:
             tensors = _float_tensors(output, [])
         if not tensors:
             return
-        site = self._site(mi)
+        if recompute:
+            site = self._recomputed_site(mi)
+            if site is None or site.index in self._grad_hooked:
+                return
+        else:
+            site = self._site(mi)
         step = self.step
-        if self.activations:
+        if self.activations and not recompute:
             for t in tensors:
                 version = _version(t)
                 if site.eager or version is None:
@@ -219,9 +225,24 @@ class Recorder:
                 else:
                     self._hold("activations", (site.index, t, version, step))
         if self.gradients and self._grad_enabled():
+            hooked = False
             for t in tensors:
                 if t.requires_grad:
                     t.register_hook(partial(self._on_grad, site.index, step))
+                    hooked = True
+            if hooked:
+                self._grad_hooked.add(site.index)
+
+    def _recomputed_site(self, mi: int) -> Optional[Site]:
+        """The site of a module run again by a checkpoint: its first call's (a recomputation
+        repeats the calls of the step; with per_call, they are matched in order)."""
+        if not self.per_call:
+            return self.sites[self._site_of[(mi, 0)]] if (mi, 0) in self._site_of else None
+        key = ("recompute", mi)
+        call = self._calls.get(key, 0)
+        self._calls[key] = call + 1
+        si = self._site_of.get((mi, call))
+        return self.sites[si] if si is not None else None
 
     def _on_grad(self, si: int, step: int, grad: Any) -> None:
         if grad is None:
@@ -308,6 +329,13 @@ class Recorder:
             rec = self.history.record(step)
             if kind == "activations":
                 rec.add(kind, sites, stats_async(tensors, bins=self.bins, range=self.act_range))
+                if self.batch_stats:
+                    torch = sys.modules["torch"]
+                    keep = [(si, t) for si, t in zip(sites, tensors) if t.dim() >= 1 and t.shape[0] > 1]
+                    if keep:
+                        with torch.no_grad():
+                            centered = [_centered(t.detach()) for _, t in keep]
+                        rec.add(CENTERED, [si for si, _ in keep], stats_async(centered))
             else:
                 rec.add(kind, sites, stats_async(tensors))
                 if self.bins:

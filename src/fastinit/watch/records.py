@@ -14,9 +14,12 @@ from ..stats.record import Stats
 
 KINDS = ("activations", "gradients", "weights")
 GRAD_LOG = "gradients_log10"  # internal kind: log10|g| records (the gradient histograms)
+CENTERED = "activations_centered"  # internal kind: outputs minus their mean over the batch
 _KIND_ALIASES = {"activations": "activations", "activation": "activations", "act": "activations",
                  "gradients": "gradients", "gradient": "gradients", "grad": "gradients",
-                 "weights": "weights", "weight": "weights", "params": "weights"}
+                 "weights": "weights", "weight": "weights", "params": "weights",
+                 "centered": "activations_centered",
+                 "activations_centered": "activations_centered"}
 
 Range = Optional[Tuple[float, float]]
 StepArg = Union[None, int, str]
@@ -26,21 +29,30 @@ def kind_name(kind: str) -> str:
     """The canonical kind of an alias ("act" -> "activations"), or a ValueError."""
     k = _KIND_ALIASES.get(kind)
     if k is None:
-        raise ValueError(f"fastinit.watch: kind must be one of {KINDS}, got {kind!r}")
+        raise ValueError(f"fastinit.watch: kind must be one of {KINDS} (or \"centered\": the "
+                         f"activations minus their batch mean, with batch_stats=True), got {kind!r}")
     return k
 
 
 class Site:
     """A recorded place: a module output (per module, or per call with per_call=True) or a
-    parameter."""
+    parameter. ``name`` is what tables show (``act#1`` for a second call), ``module_name`` the
+    module's own dotted name, ``cls`` its type, ``module`` the module itself."""
 
-    __slots__ = ("index", "name", "type_name", "has_params", "eager")
+    __slots__ = ("index", "name", "type_name", "has_params", "has_weight", "eager", "cls",
+                 "module", "module_name")
 
-    def __init__(self, index: int, name: str, type_name: str, has_params: bool) -> None:
+    def __init__(self, index: int, name: str, type_name: str, has_params: bool,
+                 module: Any = None, module_name: Optional[str] = None,
+                 has_weight: bool = False) -> None:
         self.index = index
         self.name = name
         self.type_name = type_name
         self.has_params = has_params
+        self.has_weight = has_weight  # holds a parameter of >= 2 dims (a weight layer)
+        self.module = module
+        self.cls = type(module) if module is not None else object
+        self.module_name = name if module_name is None else module_name
         self.eager = False  # reduce at the forward hook (an out-of-module in-place write was seen)
 
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from ..stats.record import Stats
 from . import tables
-from .recorder import ModuleFilter, Recorder, select_modules
+from .recorder import Recorder
 from .records import (
+    CENTERED,
     GRAD_LOG,
     History,
     Range,
@@ -21,9 +22,18 @@ from .records import (
     kind_name,
     stats_of,
 )
-from .verdicts import EXPLODING_RATIO, VANISHING_RATIO, Verdict, verdict
+from .select import ModuleFilter, select_modules, select_sites
+from .verdicts import (
+    ACTIVATION_TYPES,
+    DEAD_SHARE,
+    EXPLODING_RATIO,
+    SATURATED_SLOPE,
+    VANISHING_RATIO,
+    Verdict,
+    judge,
+)
 
-__all__ = ["watch", "Watch", "verdict", "Verdict", "VANISHING_RATIO", "EXPLODING_RATIO"]
+__all__ = ["watch", "Watch"]
 
 
 class Watch:
@@ -48,7 +58,7 @@ class Watch:
                  weights: bool = True, modules: ModuleFilter = None, every: int = 1,
                  bins: int = 0, act_range: Range = None, grad_range: Range = None,
                  per_call: bool = False, history: Optional[int] = 1000,
-                 buffer_bytes: int = 256 << 20) -> None:
+                 buffer_bytes: int = 256 << 20, batch_stats: bool = False) -> None:
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(model, torch.nn.Module):
             raise TypeError("fastinit.watch: expected a torch.nn.Module, got "
@@ -79,6 +89,7 @@ class Watch:
         self.per_call = bool(per_call)
         self.history = history
         self.buffer_bytes = buffer_bytes
+        self.batch_stats = bool(batch_stats)
         modules = select_modules(model, modules)
         if not modules:
             raise ValueError("fastinit.watch: the module filter selected no module of the model")
@@ -86,7 +97,8 @@ class Watch:
         self._recorder = Recorder(model, modules, self._history, activations=self.activations,
                                   gradients=self.gradients, weights=self.weights, every=every,
                                   bins=bins, act_range=self.act_range, grad_range=self.grad_range,
-                                  per_call=self.per_call, buffer_bytes=buffer_bytes)
+                                  per_call=self.per_call, buffer_bytes=buffer_bytes,
+                                  batch_stats=self.batch_stats)
 
     # ------------------------------------------------------------------------------ lifetime
 
@@ -136,20 +148,36 @@ class Watch:
         self._materialize()
         return self._history.merged(kind, self._history.resolve(step, kind))
 
-    def _default_profile(self) -> List[int]:
-        """The sites a verdict looks at, in execution order: those of the most common module
-        type without parameters (the nonlinearities: the activations of Glorot & Bengio) when
-        there are at least two of them, else those of the most common type."""
+    def select(self, layers: ModuleFilter = None) -> List[str]:
+        """The names of the recorded layers a selector picks, in the order they first ran.
+
+        layers: None (default) for the **weight layers** (modules that hold a parameter of two
+        or more dimensions: Linear, Conv*, Embedding, ...; every layer when fewer than two
+        ran); ``"all"``; module types (``nn.Conv2d``, ``[nn.ReLU, nn.GELU]``); name patterns,
+        where ``*`` stays within one dotted component and ``**`` crosses them
+        (``"transformer.h.*"``: the blocks; ``"**.mlp"``); or a callable
+        ``(name, module) -> bool``. Plots, reports and verdicts take the same selector.
+
+        >>> w.select([torch.nn.Conv2d])[:3]
+        ['conv1', 'layer1.0.conv1', 'layer1.0.conv2']
+        """
+        return [s.name for s in select_sites(self._recorder.sites, layers,
+                                             lambda s: s.has_weight)]
+
+    def _judged(self, layers: ModuleFilter) -> Tuple[List[Any], Optional[List[Any]]]:
+        """The sites a verdict judges, in forward order, and their reference groups: by default
+        the weight layers (one group) and the activation-function outputs (a group per type:
+        judged against the first of their type, e.g. for saturation); else exactly the
+        selected layers (one group: the first is the reference)."""
         sites = self._recorder.sites
-        if not sites:
-            return []
-        counts: Dict[str, List[int]] = {}
-        for s in sites:
-            counts.setdefault(s.type_name, []).append(s.index)
-        free = [v for v in counts.values() if not sites[v[0]].has_params and len(v) >= 2]
-        if free:
-            return max(free, key=len)
-        return max(counts.values(), key=len)
+        if layers is not None:
+            return select_sites(sites, layers, lambda s: s.has_weight, "layers"), None
+        weight = [s for s in sites if s.has_weight]
+        acts = [s for s in sites if s.type_name in ACTIVATION_TYPES]
+        if len(weight) < 2 and not acts:
+            return list(sites), None
+        chosen = sorted(weight + acts, key=lambda s: s.index)
+        return chosen, ["weight" if s.has_weight else s.type_name for s in chosen]
 
     # ------------------------------------------------------------------------------ reading
 
@@ -228,36 +256,47 @@ class Watch:
                 values[i, si] = float(getattr(stats_of(row), field))
         return np.array(steps, dtype=np.int64), [s.name for s in sites], values
 
-    def verdicts(self, step: StepArg = None, layers: Optional[Sequence[str]] = None,
-                 *, vanishing: float = VANISHING_RATIO,
-                 exploding: float = EXPLODING_RATIO) -> Dict[str, Verdict]:
-        """``{"activations": Verdict, "gradients": Verdict}`` from the per-layer std profile
-        (see :func:`verdict`). ``layers``: the layer names to compare, in forward order
-        (default: the outputs of the most common parameter-free module type, e.g. every
-        ``Tanh``, when there are two or more; else of the most common type).
+    def verdicts(self, step: StepArg = None, layers: ModuleFilter = None,
+                 *, vanishing: float = VANISHING_RATIO, exploding: float = EXPLODING_RATIO,
+                 dead: float = DEAD_SHARE, saturated: float = SATURATED_SLOPE
+                 ) -> Dict[str, Verdict]:
+        """``{"activations": Verdict, "gradients": Verdict}``: each judged layer labelled
+        healthy, vanishing, exploding, dead or saturated, and the network by its worst layer
+        (see :mod:`fastinit.watch.verdicts` for the rules and thresholds).
+
+        layers: None (default) judges the weight layers (Linear, Conv*, ...: std against the
+        first of them; gradients against the second-to-last, since the last one's output
+        gradient is the loss's own derivative, dL/dlogits) and the activation-function outputs
+        (``nn.ReLU``, ``nn.Tanh``, ...: dead, saturated; std against the first of their type),
+        never Dropout, normalization or container outputs; any other selector (see
+        :meth:`select`) judges exactly those layers, the first in propagation order being the
+        reference. With ``batch_stats=True`` the std judged is the spread across the batch.
 
         >>> w.verdicts()["gradients"].label
         'vanishing'
+        >>> print(w.verdicts(layers=[torch.nn.Tanh])["activations"])
         """
         if step is None:
             step = self._default_step()
-        if layers is None:
-            idx = self._default_profile()
-        else:
-            by_name = {s.name: s.index for s in self._recorder.sites}
-            missing = [n for n in layers if n not in by_name]
-            if missing:
-                raise KeyError(f"fastinit.watch: no recorded layer named {missing[0]!r}")
-            idx = [by_name[n] for n in layers]
+        sites, groups = self._judged(layers)
         out = {}
         for kind in ("activations", "gradients"):
             if not getattr(self, kind):
                 continue
             raw = self._raw(kind, step)
-            stds = [stats_of(raw[i]).std for i in idx if i in raw]
-            if kind == "gradients":
-                stds = stds[::-1]  # gradients propagate from the output to the input
-            out[kind] = verdict(stds, vanishing=vanishing, exploding=exploding)
+            centered = self._raw(CENTERED, step) if kind == "activations" and \
+                self.batch_stats else {}
+            keep = [i for i, s in enumerate(sites) if s.index in raw]
+            entries = [(sites[i].name, sites[i].type_name, stats_of(raw[sites[i].index]),
+                        stats_of(centered[sites[i].index]) if sites[i].index in centered
+                        else None) for i in keep]
+            output_layer = None
+            if groups and kind == "gradients":  # the default profile: the last weight layer
+                weight = [sites[i].name for i in keep if groups[i] == "weight"]
+                output_layer = weight[-1] if len(weight) >= 3 else None
+            out[kind] = judge(entries, kind, groups=[groups[i] for i in keep] if groups else None,
+                              output_layer=output_layer, vanishing=vanishing,
+                              exploding=exploding, dead=dead, saturated=saturated)
         return out
 
     def table(self, step: StepArg = None) -> List[Dict[str, Any]]:
@@ -300,27 +339,48 @@ class Watch:
         """
         return tables.to_csv(self, path)
 
-    def plot(self, path: str, step: StepArg = None, *, title: Optional[str] = None) -> str:
-        """Draw per-layer mean and std of the activations and gradients (and, with ``bins > 0``,
-        per-layer histograms as heatmaps, as in Glorot & Bengio 2010) into a PNG at ``path``.
-        Needs matplotlib. Returns ``path``.
+    def plot(self, path: str, step: StepArg = None, *, layers: ModuleFilter = None,
+             title: Optional[str] = None) -> str:
+        """Draw one step, layer by layer, into a PNG at ``path``: std (log scale, zeros marked on
+        the bottom edge, the healthy band of the verdict shaded, each layer's verdict as a
+        coloured square), mean and share of exact zeros of the activations and the gradients,
+        one colour per module type, layer names on the axis; with ``bins > 0`` the per-layer
+        histograms as heatmaps (Glorot & Bengio 2010). ``layers``: which layers (default: the
+        weight layers; see :meth:`select`). Needs matplotlib. Returns ``path``.
 
         >>> w.plot("watch.png")
+        >>> w.plot("blocks.png", layers="transformer.h.*")
         """
         from .plots import plot_watch  # matplotlib is optional: imported when drawing
-        return plot_watch(self, path, step=step, title=title)
+        return plot_watch(self, path, step=step, layers=layers, title=title)
+
+    def plot_steps(self, path: str, *, kind: str = "activations", layers: ModuleFilter = None,
+                   max_layers: int = 12, title: Optional[str] = None) -> str:
+        """Draw the recorded steps into a PNG at ``path``: each selected layer's std over the
+        steps and, with ``bins > 0``, fastai's "colorful dimension" per layer (the histogram of
+        every recorded step side by side). Needs matplotlib. Returns ``path``.
+
+        >>> with fastinit.watch(model, bins=40, every=10) as w:
+        ...     train(model)
+        >>> w.plot_steps("relu_over_training.png", layers=[torch.nn.ReLU])
+        """
+        from .plots import plot_steps
+        return plot_steps(self, path, kind=kind, layers=layers, max_layers=max_layers,
+                          title=title)
 
 
 def watch(model: Any, *, activations: bool = True, gradients: bool = True, weights: bool = True,
           modules: ModuleFilter = None, every: int = 1, bins: int = 0, act_range: Range = None,
           grad_range: Range = None, per_call: bool = False, history: Optional[int] = 1000,
-          buffer_bytes: int = 256 << 20) -> Watch:
+          buffer_bytes: int = 256 << 20, batch_stats: bool = False) -> Watch:
     """Record per-layer statistics of ``model`` (a ``torch.nn.Module``) while it runs.
 
     - activations / gradients / weights: what to record (each module's output, the gradient
       dL/d output, each module's own parameters at the start of a step);
-    - modules: which modules: None for every leaf module; a callable ``(name, module) -> bool``;
-      or a list of module types and names (glob patterns such as ``"blocks.*.mlp"``);
+    - modules: which modules: None for every leaf module; ``"all"``; a callable
+      ``(name, module) -> bool``; or a list of module types and name patterns, where ``*`` stays
+      within one dotted component and ``**`` crosses them (``"transformer.h.*"`` hooks the
+      blocks themselves, ``"blocks.*.mlp"`` their MLPs; see :meth:`Watch.select`);
     - every: record steps 0, every, 2 * every, ... (a step is one call of ``model(...)``);
     - bins: histogram bins (0: none); act_range: the activation histogram range (default: each
       layer's (min, max)); grad_range: the range of log10 |g| for gradient histograms (default:
@@ -328,7 +388,14 @@ def watch(model: Any, *, activations: bool = True, gradients: bool = True, weigh
     - per_call: a module called several times in a step (a shared ``nn.ReLU``) gives one row per
       call (``act``, ``act#1``, ...) instead of one merged row;
     - history: how many recorded steps to keep (None: all); buffer_bytes: the most tensor bytes
-      held before an early reduction.
+      held before an early reduction;
+    - batch_stats: also record each output minus its mean over the batch (dim 0): the spread
+      across examples, without per-unit offsets (``w.records("centered")``); verdicts then
+      judge that spread (a sigmoid layer stuck at 0.5 + a per-unit offset has a total std of
+      0.01 but carries nothing about the input). One more pass over each output.
+
+    Forwards that run during backward (activation checkpointing recomputes them) are not
+    recorded again; their gradients are recorded once.
 
     Returns a :class:`Watch`: use it as a context manager (the hooks go away at the end of the
     ``with`` block), or call ``.remove()``.
@@ -340,4 +407,4 @@ def watch(model: Any, *, activations: bool = True, gradients: bool = True, weigh
     return Watch(model, activations=activations, gradients=gradients, weights=weights,
                  modules=modules, every=every, bins=bins, act_range=act_range,
                  grad_range=grad_range, per_call=per_call, history=history,
-                 buffer_bytes=buffer_bytes)
+                 buffer_bytes=buffer_bytes, batch_stats=batch_stats)
