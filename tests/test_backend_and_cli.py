@@ -16,7 +16,7 @@ from fastinit.dispatch import backend as _backend
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_NATIVE = "native" in fastinit.available_backends()
-ENV_KEYS = ("FASTINIT_BACKEND", "FASTINIT_CPU_ISA")
+ENV_KEYS = ("FASTINIT_BACKEND", "FASTINIT_CPU_ISA", "FASTINIT_NUM_THREADS")
 
 
 def run_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -58,11 +58,14 @@ def test_unknown_environment_values_are_named_and_ignored_by_the_library():
     """As torch does with its own variables: a warning that names the variable and the value,
     and the default in its place; import never fails on a typo."""
     out = run_python("import fastinit; print(fastinit.get_backend())", FASTINIT_BACKEND="gpu",
-                     FASTINIT_CPU_ISA="avx512")
+                     FASTINIT_CPU_ISA="avx512", FASTINIT_NUM_THREADS="many")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ("native" if HAS_NATIVE else "numpy")
     assert "FASTINIT_BACKEND='gpu' is not one of: auto, native, numpy (ignored: auto is used)" in out.stderr
     assert "FASTINIT_CPU_ISA='avx512' is not one of: auto, generic, avx2" in out.stderr
+    assert "FASTINIT_NUM_THREADS='many' is not a positive integer" in out.stderr
+    fine = run_python("import fastinit", FASTINIT_NUM_THREADS="3", FASTINIT_CPU_ISA="auto")
+    assert fine.returncode == 0 and fine.stderr == "", fine.stderr
     # the warning points at the user's import, not inside fastinit
     assert re.search(r"^<string>:1: RuntimeWarning: fastinit: FASTINIT_BACKEND", out.stderr, re.M)
 

@@ -21,8 +21,8 @@ commands:
   info      what this installation has: version, backends, CPU kernels and threads, CUDA,
             how it was built (instant)
   example   the same seed gives the same bits on both backends (a second)
-  bench     fastinit against torch and the memory-bandwidth limit (needs torch: about 2.5 min
-            on 2 CPU cores, --quick about 15 s; rows print as they finish)
+  bench     fastinit against torch and the memory-bandwidth limit (needs torch: about 45 s
+            on 2 quiet CPU cores, --quick about 5 s; rows print as they finish)
   demo      the deep-network experiment that shows why initialization matters (needs torch,
             scikit-learn, matplotlib)
 

@@ -20,9 +20,10 @@ from .timing import Row, format_table, machine_description, narrow_header, narro
     on_row, section_title
 
 SECTIONS = ("cpu", "busy", "stats", "model", "cuda")
-# Seconds (full, --quick) measured on 2 CPU cores (AMD EPYC, a shared VM under load; see
-# benchmarks/RESULTS.md), for the plan printed first. cuda's are a guess until a GPU run.
-SECTION_SECONDS = {"cpu": (45, 2), "busy": (40, 5), "stats": (75, 2), "model": (35, 5),
+# Seconds (full, --quick) measured on 2 quiet CPU cores (AMD EPYC, a shared VM; see
+# benchmarks/RESULTS.md), for the plan printed first; under load they stretch several times.
+# cuda's are a guess until a GPU run.
+SECTION_SECONDS = {"cpu": (21, 1), "busy": (3, 1), "stats": (14, 1), "model": (7, 1),
                    "cuda": (60, 20)}
 
 DESCRIPTION = """\
@@ -31,19 +32,20 @@ Times fastinit against torch and against the memory-bandwidth limit, side by sid
 Each row times fastinit, torch and a bandwidth reference (fill_, a write-only pass over the same
 tensor, or one read for the statistics) in alternation, and shows the median times, the
 speed-up, fastinit's GB/s and its share of the reference's bandwidth. Rows print as they finish.
+Times below are for 2 quiet CPU cores; on a busy machine the run takes several times as long.
 
 sections (--sections, default: all that this machine can run):
   cpu     every init function on a 4096 x 4096 tensor (float32, bfloat16, float64) and the
-          per-call cost on small tensors: about 45 s on 2 CPU cores
+          per-call cost on small tensors: about 20 s
   busy    fills while one spinning process per CPU keeps the machine busy, median and 90th
-          percentile beside the quiet machine's: about 40 s
-  stats   fastinit.stats against torch's separate reductions: about 75 s
-  model   reset_parameters and init_ on a transformer stack against torch's loops: about 35 s
+          percentile beside the quiet machine's: a few seconds
+  stats   fastinit.stats against torch's separate reductions: about 15 s
+  model   reset_parameters and init_ on a transformer stack against torch's loops: about 10 s
   cuda    the CUDA kernels (needs a CUDA GPU, skipped without one)
 
 examples:
-  {prog}                       all sections: about 2.5 min on 2 CPU cores
-  {prog} --quick               small sizes, 3 repeats, a smoke test: about 15 s
+  {prog}                       all sections: about 45 s
+  {prog} --quick               small sizes, 3 repeats, a smoke test: about 5 s
   {prog} --sections cpu,model  these sections only
   {prog} --markdown bench.md   also write the table as markdown, with the machine
 
@@ -161,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "fastinit bench") -> 
     column = 1 if args.quick else 0
     expected = sum(SECTION_SECONDS[n][column] for n in sections)
     plan = ", ".join(f"{n} (about {_duration(SECTION_SECONDS[n][column])})" for n in sections)
-    print(textwrap.fill(f"sections: {plan}: about {_duration(expected)} on 2 CPU cores"
+    print(textwrap.fill(f"sections: {plan}: about {_duration(expected)} on 2 quiet CPU cores"
                         + "".join(f"; {s}" for s in skipped), 100), flush=True)
 
     rows: list[Row] = []

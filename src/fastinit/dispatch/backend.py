@@ -4,8 +4,8 @@ Chosen at import from FASTINIT_BACKEND=auto|native|numpy (default auto: the comp
 it imports, else NumPy with one warning that names the cause and the fix);
 ``fastinit.set_backend`` switches at run time. Both give the same bits.
 
-Environment values are checked here, as torch checks its own: an unknown FASTINIT_BACKEND or
-FASTINIT_CPU_ISA is named in a warning and ignored (the default is used), so a typo never makes
+Environment values are checked here, as torch checks its own: an unknown FASTINIT_BACKEND,
+FASTINIT_CPU_ISA or FASTINIT_NUM_THREADS is named in a warning and ignored (the default is used), so a typo never makes
 ``import fastinit`` fail. FASTINIT_BACKEND=native is a requirement: without the compiled core,
 import raises ImportError. Under fastinit's own command line these messages are not warned at
 import but handed to the CLI (:func:`import_messages`), which prints each as one line and
@@ -188,9 +188,22 @@ def _check_cpu_isa() -> None:
                 " (the portable kernels are used)")
 
 
+def _check_num_threads() -> None:
+    """FASTINIT_NUM_THREADS is read by the compiled core's thread pool, which takes the leading
+    positive integer ("4", or "4,2" as OMP_NUM_THREADS may read) and otherwise ignores it."""
+    raw = os.environ.get("FASTINIT_NUM_THREADS")
+    if raw is None or raw == "":
+        return
+    m = re.match(r"\s*\+?(\d+)", raw)
+    if m is None or int(m.group(1)) < 1:
+        _report("error", f"FASTINIT_NUM_THREADS={raw!r} is not a positive integer",
+                " (ignored: OMP_NUM_THREADS, else every CPU, sets the threads)")
+
+
 def _init_from_environment() -> None:
     requested = _requested_backend()
     _check_cpu_isa()
+    _check_num_threads()
     if _core is None and requested == "native":
         text = (f"FASTINIT_BACKEND=native, but the compiled core of fastinit is not available: "
                 f"{_core_error}. Fix: {_core_fix}; or unset FASTINIT_BACKEND for the NumPy fallback")
