@@ -91,7 +91,7 @@ def compare(fns: dict[str, Callable[[], None]], runs: int, device: str) -> dict[
 
 def first_call(fn: Callable[[], None]) -> Callable[[], None]:
     """fn as a first call: fastinit's reused plans and memoised calls forgotten before it."""
-    from fastinit.model import _clear_caches
+    from fastinit.model.plan import _clear_caches
 
     def run() -> None:
         _clear_caches()

@@ -1,12 +1,15 @@
-"""Timing helpers shared by the benchmarks: alternating runs, medians, one table format."""
+"""Timing helpers shared by the benchmarks: alternating runs, medians, one table format, and
+rows reported as they are made (for progress)."""
 from __future__ import annotations
 
 import platform
 import statistics
+import textwrap
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 
 def median_times(contenders: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1,
@@ -49,6 +52,21 @@ def cuda_median_times(contenders: dict[str, Callable[[], object]], repeats: int 
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+# Listeners called with every Row as it is made: a section makes a row when its timing is done,
+# so the command line prints each row as it finishes (see :func:`on_row`).
+_ROW_LISTENERS: list[Callable[["Row"], None]] = []
+
+
+@contextmanager
+def on_row(listener: Callable[["Row"], None]) -> Iterator[None]:
+    """Call ``listener(row)`` for every Row made inside the ``with`` block."""
+    _ROW_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _ROW_LISTENERS.remove(listener)
+
+
 @dataclass
 class Row:
     section: str
@@ -61,10 +79,15 @@ class Row:
     baseline: str = "torch"
     reference: Optional[str] = None  # a bandwidth reference (fill_, read) among the contenders
 
+    def __post_init__(self) -> None:
+        for listener in list(_ROW_LISTENERS):
+            listener(self)
+
     def gbps(self, name: str) -> float:
         return self.bytes_moved / self.seconds[name] / 1e9
 
     def cells(self) -> list[str]:
+        """The full row (markdown): every contender's time and bandwidth."""
         ours, base = self.seconds[self.ours], self.seconds.get(self.baseline)
         cells = [self.section, self.case, self.dtype, f"{self.elements:,}",
                  f"{ours * 1e3:.3f}", f"{self.gbps(self.ours):.2f}"]
@@ -76,19 +99,64 @@ class Row:
             cells += ["-", "-"]
         return cells
 
+    def short_cells(self) -> list[str]:
+        """The narrow row (terminal), in the order of NARROW: dtype, size, the two times, the
+        speed-up, fastinit's GB/s and its share of the reference's bandwidth."""
+        ours, base = self.seconds[self.ours], self.seconds.get(self.baseline)
+        ref = self.seconds.get(self.reference) if self.reference else None
+        return [self.dtype, _short_count(self.elements), f"{ours * 1e3:.3f}",
+                f"{base * 1e3:.3f}" if base else "-", f"{base / ours:.2f}x" if base else "-",
+                f"{self.gbps(self.ours):.2f}", f"{ref / ours:.0%}" if ref else "-"]
+
 
 HEADER = ["section", "case", "dtype", "elements", "fastinit ms", "fastinit GB/s", "torch ms",
           "torch GB/s", "speed-up", "ref GB/s", "of ref bw"]
+# The terminal table: (header, width); the case column wraps. 98 columns in all.
+NARROW = [("case", 30), ("dtype", 8), ("size", 6), ("fastinit ms", 11), ("torch ms", 9),
+          ("speed-up", 8), ("GB/s", 6), ("of ref", 6)]
+
+
+def _short_count(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+def narrow_header() -> str:
+    return "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(NARROW))
+
+
+def narrow_lines(row: Row) -> list[str]:
+    """A row of the terminal table: the case wrapped to its column, the numbers on its first
+    line."""
+    width = NARROW[0][1]
+    case = textwrap.wrap(row.case, width, break_on_hyphens=False) or [""]
+    cells = [c.rjust(w) for c, (_, w) in zip(row.short_cells(), NARROW[1:])]
+    return ["  ".join([case[0].ljust(width)] + cells).rstrip()] + [line for line in case[1:]]
+
+
+def section_title(row: Row) -> str:
+    """What a section's rows compare, printed above them."""
+    ref = f"; of ref: share of {row.reference}'s bandwidth" if row.reference else ""
+    return f"[{row.section}] fastinit vs {row.baseline}, medians{ref}"
 
 
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
-    table = [HEADER] + [r.cells() for r in rows]
+    """All rows at once: markdown with every column, or the narrow terminal table."""
     if markdown:
+        table = [HEADER] + [r.cells() for r in rows]
         lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
         lines += ["| " + " | ".join(r) + " |" for r in table[1:]]
         return "\n".join(lines)
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
+    lines: list[str] = []
+    section = None
+    for r in rows:
+        if r.section != section:
+            section = r.section
+            lines += [section_title(r), narrow_header()]
+        lines += narrow_lines(r)
+    return "\n".join(lines)
 
 
 def machine_description() -> str:
