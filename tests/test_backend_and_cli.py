@@ -286,7 +286,7 @@ def test_bench_errors_are_one_line(capsys):
     import torch
 
     from fastinit.bench.cli import main
-    cases = [(["--sections", "gpu"], 2, "unknown section 'gpu' (choose from: cpu, busy, stats, model, cuda)"),
+    cases = [(["--sections", "gpu"], 2, "unknown section 'gpu' (choose from: cpu, busy, stats, model, models, cuda)"),
              (["--sections", "cpu,foo,bar"], 2, "unknown sections 'foo', 'bar'"),
              (["--repeats", "0"], 2, "--repeats must be at least 1 (got 0)"),
              (["--markdown", "/nonexistent-dir/x.md"], 2, "the folder /nonexistent-dir does not exist")]

@@ -29,8 +29,7 @@ MARK = re.compile(r"<!--\s*snippet:\s*(needs-gpu|needs-modules|needs-launch|not-
 # Files whose snippets do not run yet, owned by another piece of work: (reason). Not strict, so
 # that the fix there does not fail this suite; remove the entry once it runs (the summary then
 # shows an XPASS).
-PENDING = {"docs/watch.md": "docs/watch.md (issue 13's) uses loader, opt, a GPT-2 model and ids "
-                            "without defining them"}
+PENDING: dict = {}
 
 
 def snippets(path: Path) -> list[tuple[int, str, str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import textwrap
@@ -19,12 +20,12 @@ from ..info import TORCH_INSTALL, info
 from .timing import Row, format_table, machine_description, narrow_header, narrow_lines, now_utc, \
     on_row, section_title
 
-SECTIONS = ("cpu", "busy", "stats", "model", "cuda")
+SECTIONS = ("cpu", "busy", "stats", "model", "models", "cuda")
 # Seconds (full, --quick) measured on 2 quiet CPU cores (AMD EPYC, a shared VM; see
 # benchmarks/RESULTS.md), for the plan printed first; under load they stretch several times.
 # cuda's are a guess until a GPU run.
 SECTION_SECONDS = {"cpu": (21, 1), "busy": (3, 1), "stats": (14, 1), "model": (7, 1),
-                   "cuda": (60, 20)}
+                   "models": (150, 15), "cuda": (60, 20)}
 
 DESCRIPTION = """\
 Times fastinit against torch and against the memory-bandwidth limit, side by side in one run.
@@ -41,10 +42,13 @@ sections (--sections, default: all that this machine can run):
           percentile beside the quiet machine's: a few seconds
   stats   fastinit.stats against torch's separate reductions: about 15 s
   model   reset_parameters and init_ on a transformer stack against torch's loops: about 10 s
+  models  GPT-2 124M and a 1.1B Llama (transformers), resnet50 and vit_base (timm) built stock,
+          under fastinit.patch() and by fastinit.materialize(): about 2.5 min (needs
+          transformers or timm, skipped without them)
   cuda    the CUDA kernels (needs a CUDA GPU, skipped without one)
 
 examples:
-  {prog}                       all sections: about 45 s
+  {prog}                       all sections: about 45 s (3 min with the models section)
   {prog} --quick               small sizes, 3 repeats, a smoke test: about 5 s
   {prog} --sections cpu,model  these sections only
   {prog} --markdown bench.md   also write the table as markdown, with the machine
@@ -73,7 +77,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="timed runs per contender and row; the median is shown "
                              "(default 7, with --quick 3)")
     parser.add_argument("--sections", default="all", metavar="LIST",
-                        help="comma-separated: cpu, busy, stats, model, cuda (default all: "
+                        help="comma-separated: cpu, busy, stats, model, models, cuda (default all: "
                              "every section this machine can run)")
     parser.add_argument("--markdown", metavar="PATH",
                         help="also write the whole table as markdown, with the machine and date")
@@ -105,11 +109,18 @@ def _plan(requested: str) -> tuple[list[str], list[str], Optional[str]]:
     gpu = torch.cuda.is_available()
     everything = "all" in names
     wanted = [n for n in SECTIONS if everything or n in names]
+    skipped = []
     if "cuda" in wanted and not gpu:
         if not everything:
             return [], [], "section 'cuda' needs a CUDA GPU, and torch sees none (torch.cuda.is_available() is False)"
-        return [n for n in wanted if n != "cuda"], ["cuda skipped: no CUDA GPU visible to torch"], None
-    return wanted, [], None
+        wanted.remove("cuda")
+        skipped.append("cuda skipped: no CUDA GPU visible to torch")
+    if "models" in wanted and not any(importlib.util.find_spec(m) for m in ("transformers", "timm")):
+        if not everything:
+            return [], [], "section 'models' needs transformers or timm (pip install transformers)"
+        wanted.remove("models")
+        skipped.append("models skipped: neither transformers nor timm is installed")
+    return wanted, skipped, None
 
 
 def _run_section(name: str, quick: bool, repeats: int) -> list[Row]:
@@ -119,7 +130,8 @@ def _run_section(name: str, quick: bool, repeats: int) -> list[Row]:
         return (bench_cpu_init(shape, ["float32", "bfloat16"], repeats)
                 + bench_cpu_init(shape, ["float64"], repeats, cases=FLOAT64_CASES)
                 + bench_cpu_small(repeats))
-    return importlib.import_module(f"fastinit.bench.{name}").run(quick=quick, repeats=repeats)
+    module = "real_models" if name == "models" else name
+    return importlib.import_module(f"fastinit.bench.{module}").run(quick=quick, repeats=repeats)
 
 
 class _Printer:
