@@ -179,19 +179,27 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "fastinit bench") -> 
                         + "".join(f"; {s}" for s in skipped), 100), flush=True)
 
     rows: list[Row] = []
+    failed: list[str] = []
     started = time.perf_counter()
     with on_row(_Printer()):
         for name in sections:
             t0 = time.perf_counter()
-            rows += _run_section(name, args.quick, repeats)
+            try:
+                rows += _run_section(name, args.quick, repeats)
+            except Exception as exc:  # noqa: BLE001 - one line, and the other sections still run
+                failed.append(name)
+                print(f"{prog}: error: section {name} failed: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+                continue
             print(f"({name}: {_duration(time.perf_counter() - t0)})", flush=True)
-    print(f"\ndone in {_duration(time.perf_counter() - started)}")
+    print(f"\ndone in {_duration(time.perf_counter() - started)}"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(f"Machine: {machine_description()}  \nDate: {now_utc()}\n\n")
             f.write(format_table(rows, markdown=True) + "\n")
         print(f"markdown table written to {args.markdown}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
