@@ -21,9 +21,9 @@ import numpy as np
 
 from .dispatch.arguments import (constant_value, float_arg, handle_torch_function, has_torch_function,
                                  scalar_arg)
-from .dispatch.fill import PURPOSE_AUX, random_fill, write_values
+from .dispatch.fill import PURPOSE_AUX, fill_plain_cpu, random_fill, write_values
 from .dispatch.sharding import fill_whole_dtensor
-from .dispatch.target import as_target, is_tensor, torch_module
+from .dispatch.target import as_target, is_tensor, plain_cpu_format, torch_module
 from .fans import calculate_correct_fan, calculate_fan_in_and_fan_out, calculate_gain
 from .stream.dtypes import FLOAT32, FLOAT64
 from .stream.keys import GeneratorLike, next_key
@@ -78,6 +78,9 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
     if type(a) is not float or type(b) is not float:  # torch parses them before its kernel runs
         a = float_arg("uniform_", "from", 1, a)
         b = float_arg("uniform_", "to", 2, b)
+    fmt = plain_cpu_format(tensor)
+    if fmt is not None and -fmt.max_finite <= a <= b <= fmt.max_finite and tensor.numel():
+        return fill_plain_cpu(tensor, fmt, uniform_params(a, b, fmt), generator, "uniform_")
     target = as_target(tensor, "uniform_")
     fmt = target.fmt
     if not -fmt.max_finite <= a <= b <= fmt.max_finite:
@@ -113,6 +116,9 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     if type(mean) is not float or type(std) is not float:  # torch parses them first
         mean = float_arg("normal_", "mean", 1, mean)
         std = float_arg("normal_", "std", 2, std)
+    fmt = plain_cpu_format(tensor)
+    if fmt is not None and mean - mean == 0.0 and std >= 0.0 and std - std == 0.0 and tensor.numel():
+        return fill_plain_cpu(tensor, fmt, normal_params(mean, std, fmt), generator, "normal_")
     target = as_target(tensor, "normal_")
     # finite (x - x is 0 only then), std >= 0: checked in one line on the common path
     if not (mean - mean == 0.0 and std >= 0.0 and std - std == 0.0):
@@ -128,6 +134,30 @@ def _check_normal_args(mean: float, std: float) -> None:
         raise RuntimeError(f"normal_ expects a finite mean, but found mean={mean}")
     if not std >= 0.0 or math.isinf(std):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+
+
+def _uniform_bound(tensor: Tensor, bound: Any, generator: GeneratorLike) -> Tensor:
+    """U(-bound, bound) for the fan-based initializers (the bound computed, torch_function
+    handled by the caller)."""
+    if type(bound) is not float:
+        bound = float_arg("uniform_", "to", 2, bound)
+    fmt = plain_cpu_format(tensor)
+    if fmt is not None and 0.0 <= bound <= fmt.max_finite and tensor.numel():
+        return fill_plain_cpu(tensor, fmt, uniform_params(-bound, bound, fmt), generator, "uniform_")
+    target = as_target(tensor, "uniform_")
+    bound = _check_bound("uniform_", "to", bound, target.fmt, 2)
+    return _uniform(tensor, target, -bound, bound, generator, "uniform_")
+
+
+def _normal_std(tensor: Tensor, std: Any, generator: GeneratorLike) -> Tensor:
+    """N(0, std^2) for the fan-based initializers (as _uniform_bound)."""
+    if type(std) is not float:
+        std = float_arg("normal_", "std", 2, std)
+    fmt = plain_cpu_format(tensor)
+    if fmt is not None and std >= 0.0 and std - std == 0.0 and tensor.numel():
+        return fill_plain_cpu(tensor, fmt, normal_params(0.0, std, fmt), generator, "normal_")
+    target = as_target(tensor, "normal_")
+    return _normal(tensor, target, 0.0, _check_real("normal_", "std", std, 2), generator, "normal_")
 
 
 def _normal(tensor: Tensor, target: Any, mean: float, std: float, generator: GeneratorLike,
@@ -150,14 +180,11 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     >>> fastinit.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)
     """
     # torch's order: its arithmetic on the four (TypeError), then std as a divisor
-    # (ZeroDivisionError), then its Scalar ops on mean and std (OverflowError for huge ints)
-    raw_mean, raw_std = mean, std
+    # (ZeroDivisionError); huge ints are floats, as in torch's normal_ branch
     mean, std, a, b = (float_arg("trunc_normal_", name, i, v)
                        for i, (name, v) in enumerate((("mean", mean), ("std", std), ("a", a), ("b", b)), 1))
     if std == 0.0:
         raise ZeroDivisionError("trunc_normal_: std must be positive, got std=0")
-    scalar_arg(raw_mean)
-    scalar_arg(raw_std)
     mean = _check_real("trunc_normal_", "mean", mean)
     std = _check_real("trunc_normal_", "std", std)
     a = _check_real("trunc_normal_", "a", a)
@@ -294,9 +321,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike 
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     if has_torch_function(tensor):
         return uniform_(tensor, -math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator)
-    target = as_target(tensor, "uniform_")
-    a = _check_bound("uniform_", "to", math.sqrt(3.0) * std, target.fmt, 2)
-    return _uniform(tensor, target, -a, a, generator, "uniform_")
+    return _uniform_bound(tensor, math.sqrt(3.0) * std, generator)
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
@@ -308,8 +333,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike =
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     if has_torch_function(tensor):
         return normal_(tensor, 0.0, std, generator)
-    target = as_target(tensor, "normal_")
-    return _normal(tensor, target, 0.0, _check_real("normal_", "std", std, 2), generator, "normal_")
+    return _normal_std(tensor, std, generator)
 
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float:
@@ -331,9 +355,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
-    target = as_target(tensor, "uniform_")
-    bound = _check_bound("uniform_", "to", bound, target.fmt, 2)
-    return _uniform(tensor, target, -bound, bound, generator, "uniform_")
+    return _uniform_bound(tensor, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
@@ -348,8 +370,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     if has_torch_function(tensor):
         return normal_(tensor, 0.0, std, generator)
-    target = as_target(tensor, "normal_")
-    return _normal(tensor, target, 0.0, _check_real("normal_", "std", std, 2), generator, "normal_")
+    return _normal_std(tensor, std, generator)
 
 
 def _gaussian_matrix(tensor: Tensor, rows: int, cols: int, generator: GeneratorLike) -> Any:
@@ -422,12 +443,12 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
         return tensor
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    target = as_target(tensor, "sparse_")
     rows, cols = (int(n) for n in tensor.shape)
     # torch's count, and its slice of a permutation: more zeros than rows zero the column; a
     # negative count keeps rows + count zeros (Python slicing); NaN / inf raise as in torch
     num_zeros = len(range(rows)[:int(math.ceil(sparsity * rows))])
-    std = _check_real("sparse_", "std", std)
+    std = _check_real("sparse_", "std", std, 2)  # torch's normal_ parses it before its kernel
+    target = as_target(tensor, "sparse_")
     if not std >= 0.0 or math.isinf(std):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     if target.skip:

@@ -57,6 +57,22 @@ def random_fill(x: Any, call: OpCall, generator: GeneratorLike, fn_name: str,
     return x
 
 
+def fill_plain_cpu(tensor: Any, fmt: FloatFormat, call: OpCall, generator: GeneratorLike,
+                   fn_name: str) -> Any:
+    """random_fill for a tensor plain_cpu_format accepted (fmt is its format), without building a
+    Target when the core writes it whole: the per-call path of small tensors."""
+    if call.stream and _backend._active == "native" and capture_fills.get() is None:
+        key, key_words = key_for_core(generator)
+        numel = tensor.numel()
+        _backend._core.fill_contiguous(call.op, fmt.code, tensor.data_ptr(), numel, key,
+                                       PURPOSE_VALUES, call.params,
+                                       0 if numel < _PARALLEL_ELEMENTS else cpu_threads(numel),
+                                       key_words)
+        _increment_version(tensor)
+        return tensor
+    return random_fill(tensor, call, generator, fn_name)
+
+
 def write_values(target: Target, call: OpCall, key: int, purpose: int,
                  logical: Optional[Logical] = None) -> None:
     if target.numel == 0 or target.fake:  # e.g. an empty local shard of a non-empty DTensor

@@ -129,18 +129,25 @@ _PLAIN = [None, None]  # torch.Tensor and torch.nn.Parameter, once torch is impo
 _DISPATCH_STACK: list = []  # torch._C._len_torch_dispatch_stack
 
 
+def plain_cpu_format(x: Any) -> Optional[FloatFormat]:
+    """The format of x when it is the common case, found in a few cheap calls: a plain
+    (Tensor or Parameter) dense CPU float tensor with memory of its own, no view bits, not an
+    inference tensor, no dispatch mode active; else None (as_target then describes it)."""
+    kind = type(x)
+    if (kind is _PLAIN[0] or kind is _PLAIN[1]) and x.is_cpu and not _DISPATCH_STACK[0]() \
+            and x.is_contiguous() and not (x.is_inference() or x.is_neg()) and x.data_ptr():
+        return _TORCH_FORMATS.get(x.dtype)  # (data_ptr 0: e.g. a functional tensor)
+    return None
+
+
 def as_target(x: Any, fn_name: str) -> Target:
     """Describe x for a random fill, or raise the error torch would raise for it."""
     kind = type(x)
     if kind is _PLAIN[0] or kind is _PLAIN[1]:
-        # The common case in a few cheap calls: a plain dense CPU tensor, no dispatch mode.
-        if x.is_cpu and not _DISPATCH_STACK[0]() and x.is_contiguous() \
-                and not (x.is_inference() or x.is_neg()):
-            fmt = _TORCH_FORMATS.get(x.dtype)
-            ptr = x.data_ptr()
-            if fmt is not None and ptr:  # (0: no memory of its own, e.g. a functional tensor)
-                shape = x.shape
-                return Target(x, True, fmt, shape, _row_major(shape), ptr, "cpu", x.numel(), True)
+        fmt = plain_cpu_format(x)
+        if fmt is not None:
+            shape = x.shape
+            return Target(x, True, fmt, shape, _row_major(shape), x.data_ptr(), "cpu", x.numel(), True)
         return _tensor_target(sys.modules["torch"], x, fn_name)
     torch = torch_module()
     if torch is not None and isinstance(x, torch.Tensor):
