@@ -175,7 +175,7 @@ void run_cpu(int threads, F&& call) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = R"pbdoc(
-    fastinit's compiled core: Philox4x32-10 random-stream kernels (CPU with OpenMP, CUDA).
+    fastinit's compiled core: Philox4x32-10 random-stream kernels (CPU with its own thread pool, CUDA).
     Called by the Python package; not a public API.
   )pbdoc";
 

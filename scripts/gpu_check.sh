@@ -73,6 +73,7 @@ block yields (4, or 2 in float64) this is the predicted instructions per element
 part alone is 20 IMAD.WIDE + 20 LOP3 + the key schedule.
 """
 import collections
+import os
 import re
 import sys
 
@@ -98,17 +99,10 @@ def pipe_of(op):
 
 
 def parse(text):
-    kernels, name = {}, None
-    for line in text.splitlines():
-        m = re.search(r"Function : (\S+)", line)
-        if m:
-            name = m.group(1)
-            kernels[name] = []
-            continue
-        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);", line)
-        if m and name:
-            kernels[name].append((int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3), m.group(4)))
-    return kernels
+    """{kernel: [(address, predicate, opcode, operands)]}, by scripts/cuda_budget.py's parser."""
+    sys.path.insert(0, os.path.join(os.environ["FASTINIT_REPO"], "scripts"))
+    from cuda_budget import parse_sass
+    return {name: [(x.addr, x.pred, x.op, x.args) for x in ins] for name, ins in parse_sass(text).items()}
 
 
 def short(name):
@@ -201,7 +195,7 @@ sass_analysis() {  # $1: an object or shared library with the CUDA kernels
   cuobjdump -sass -arch sm_90 "$obj" >"$WORK/sass_sm90.txt" 2>&1 || { say "cuobjdump -sass failed"; return; }
   gzip -c "$WORK/sass_sm90.txt" >"$OUT/sass_sm90.txt.gz"
   cuobjdump --dump-resource-usage "$obj" 2>&1 | grep -E "Function|REG|arch" >"$OUT/resource_usage.txt" || true
-  $PY "$WORK/sass_count.py" "$WORK/sass_sm90.txt" >"$OUT/instructions.txt" 2>&1 || say "SASS count failed"
+  FASTINIT_REPO=$REPO $PY "$WORK/sass_count.py" "$WORK/sass_sm90.txt" >"$OUT/instructions.txt" 2>&1 || say "SASS count failed"
   say "SASS: $(grep -c 'Function :' "$WORK/sass_sm90.txt") sm_90 kernels; counts in instructions.txt"
   grep -A 20 "^Hot loop" "$OUT/instructions.txt" | tee -a "$LOG"
 }

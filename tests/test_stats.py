@@ -300,7 +300,7 @@ def test_list_of_mixed_tensors_equals_one_by_one(rng):
 
 def test_thread_count_does_not_change_a_bit(rng, backend):
     if backend != "native":
-        pytest.skip("the OpenMP kernel is the native backend's")
+        pytest.skip("the threaded kernel is the native backend's")
     core = _backend.core()
     x = torch.from_numpy(random_values(rng, (900_001,), scale=3.0, offset=1e3)).float()
     t = x[::3]

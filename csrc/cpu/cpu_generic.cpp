@@ -1,17 +1,3 @@
 // The portable build of the CPU kernels (baseline instruction set of the target).
-#include "cpu_entry.h"
-#include "fill_cpu_impl.h"
-#include "stats_kernels.h"
-
-namespace fastinit {
-namespace cpu_generic {
-void cpu_fill(const FillRequest& request, const RunControl& control) { cpu::cpu_fill_impl(request, control); }
-void cpu_fill_contiguous(const ContiguousFill& fill, const RunControl& control) {
-  cpu::cpu_fill_contiguous_impl(fill, control);
-}
-void cpu_fill_many(const FillBatch& batch, const RunControl& control) { cpu::cpu_fill_many_impl(batch, control); }
-void cpu_stats(const StatsRequest& request, double* out, const RunControl& control) {
-  cpu::cpu_stats_impl(request, out, control);
-}
-}  // namespace cpu_generic
-}  // namespace fastinit
+#define FASTINIT_CPU_BUILD cpu_generic
+#include "cpu_entry_points.inl"

@@ -82,7 +82,7 @@ def core_fix() -> Optional[str]:
 
 
 def build_info() -> dict[str, Any]:
-    """How this installation was built (compiler, CPU kernels, OpenMP, CUDA), as the build
+    """How this installation was built (compiler, CPU kernels, SIMD pragmas, CUDA), as the build
     recorded it in fastinit/_build_info.py; empty when the package was not built by pip (a
     source checkout)."""
     if _build_info is None:

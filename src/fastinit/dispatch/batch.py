@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
-from ..stream.logical import Logical, _row_major_cached
+from ..stream.logical import Logical, row_major_strides_cached
 from ..stream.ops import OP_CONSTANT, OpCall
 from . import backend as _backend
 from .fill import PURPOSE_VALUES, _bump_versions, _cuda_ready, cpu_threads, write_values
@@ -59,7 +59,7 @@ class FillBatch:
         elif target.logical_strides is not None:  # a DTensor's local shard
             strides, base = target.logical_strides, target.logical_base
         else:
-            strides, base = _row_major_cached(target.shape), 0
+            strides, base = row_major_strides_cached(target.shape), 0
         requests.add(target, call, key, purpose, strides, base)
         self.pending += target.numel
         self.count += 1

@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..stream.dtypes import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, FloatFormat
-from ..stream.logical import row_major_strides
+from ..stream.logical import row_major_strides, row_major_strides_cached
 from .sharding import is_dtensor, local_tensor, shard_layout
 
 # The core collapses a view to at most this many dims (csrc/common/layout.h kMaxDims).
@@ -112,19 +112,6 @@ def _unsupported_dtype(fn_name: str, dtype_name: str) -> NotImplementedError:
         "fills floating-point tensors (float16, bfloat16, float32, float64)")
 
 
-_ROW_MAJOR: dict = {}
-
-
-def _row_major(shape: tuple) -> tuple:
-    """row_major_strides(shape), cached per shape."""
-    strides = _ROW_MAJOR.get(shape)
-    if strides is None:
-        if len(_ROW_MAJOR) > 4096:
-            _ROW_MAJOR.clear()
-        strides = _ROW_MAJOR[shape] = row_major_strides(shape)
-    return strides
-
-
 _PLAIN = [None, None]  # torch.Tensor and torch.nn.Parameter, once torch is imported
 _DISPATCH_STACK: list = []  # torch._C._len_torch_dispatch_stack
 
@@ -147,7 +134,7 @@ def as_target(x: Any, fn_name: str) -> Target:
         fmt = plain_cpu_format(x)
         if fmt is not None:
             shape = x.shape
-            return Target(x, True, fmt, shape, _row_major(shape), x.data_ptr(), "cpu", x.numel(), True)
+            return Target(x, True, fmt, shape, row_major_strides_cached(shape), x.data_ptr(), "cpu", x.numel(), True)
         return _tensor_target(sys.modules["torch"], x, fn_name)
     torch = torch_module()
     if torch is not None and isinstance(x, torch.Tensor):

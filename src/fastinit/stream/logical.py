@@ -20,7 +20,8 @@ _ROW_MAJOR: dict = {}
 _ROW_MAJOR_LOGICAL: dict = {}
 
 
-def _row_major_cached(shape: tuple) -> tuple[int, ...]:
+def row_major_strides_cached(shape: tuple) -> tuple[int, ...]:
+    """row_major_strides(shape), memoised per shape (the per-call paths ask for it each call)."""
     strides = _ROW_MAJOR.get(shape)
     if strides is None:
         if len(_ROW_MAJOR) > 4096:
@@ -48,7 +49,7 @@ class Logical:
         if logical is None:
             if len(_ROW_MAJOR_LOGICAL) > 4096:
                 _ROW_MAJOR_LOGICAL.clear()
-            logical = _ROW_MAJOR_LOGICAL[shape] = Logical(_row_major_cached(shape), 0)
+            logical = _ROW_MAJOR_LOGICAL[shape] = Logical(row_major_strides_cached(shape), 0)
         return logical
 
     def is_default_for(self, shape: Sequence[int]) -> bool:
