@@ -3,11 +3,11 @@
 
 No GPU is needed: the script compiles csrc/cuda/*.cu for sm_90 with nvcc (the flags of
 CMakeLists.txt) or reads a built module (--module), disassembles it with cuobjdump (on PATH, in
-$CUOBJDUMP, or from the `nvidia-cuda-cuobjdump` wheel: pip install nvidia-cuda-cuobjdump) and
-prints, per kernel and dtype: registers, stack and spill bytes, occupancy on an sm_90 SM, the
-store width of the hot loop and its SASS instructions per Philox block (fill kernels) or per
-value (statistics). Then it checks the budgets of issue 14 and exits with 1 on a violation
-(0: all met, 2: a tool is missing or the build failed).
+$CUOBJDUMP, or from the `nvidia-cuda-cuobjdump` wheel with `nvidia-cuda-nvdisasm` beside it: both
+are in the test extras) and prints, per kernel and dtype: registers, stack and spill bytes,
+occupancy on an sm_90 SM, the store width of the hot loop and its SASS instructions per Philox
+block (fill kernels) or per value (statistics). Then it checks the budgets of issue 14 and exits
+with 1 on a violation (0: all met, 2: a tool is missing or the build failed).
 
     python scripts/cuda_budget.py                      # compile and check
     python scripts/cuda_budget.py --markdown           # the table as markdown
@@ -21,9 +21,10 @@ How the hot loop is found (static analysis, so a model of the run, not a measure
     the vector store rather than the lane-by-lane one, the sqrt fast path, no early exit;
   * fill kernels: the Philox multiplies by M0 = 0xD2511F53 on the path (10 per block) give the
     blocks it computes; the hot loop is the loop with the fewest instructions per block;
-  * statistics: the hot loop is the innermost loop with global loads; values per iteration
-    are its loaded bytes over the dtype's size; the per-item work outside it (the CTA merge)
-    is added, amortised over the values a thread reads per item.
+  * statistics: the hot loop is the loop with global loads that has the fewest instructions per
+    value loaded (values per iteration: its loaded bytes over the dtype's size); the expected
+    path of the item loop outside it (the shift's sample, the CTA reduction) is added,
+    amortised over the values a thread reads per item.
 """
 from __future__ import annotations
 
@@ -167,7 +168,7 @@ def successors(ins: list[Ins], i: int, index: dict[int, int]) -> list[int]:
     return nxt
 
 
-def shortest_path(ins: list[Ins], start: int, end: int, allowed: range) -> list[int] | None:
+def shortest_path(ins: list[Ins], start: int, end: int, allowed: range | set[int]) -> list[int] | None:
     """Instructions (indices) of the cheapest path start -> end inside `allowed` (CALLs avoided)."""
     index = {x.addr: k for k, x in enumerate(ins)}
     cost = lambda k: CALL_PENALTY if ins[k].op.startswith("CALL") else 1  # noqa: E731
@@ -264,8 +265,12 @@ def fill_hot_loop(ins: list[Ins], dtype_bytes: int) -> Hot | None:
 
 
 def stats_hot_loop(ins: list[Ins], dtype_bytes: int, values_per_item: int) -> Hot | None:
-    """The innermost loop with global loads, plus the enclosing item loop's other work."""
+    """The loop with global loads that has the fewest instructions per value loaded on its
+    expected path (the 16-byte-load loop rather than the element-by-element tail), plus the
+    enclosing item loop's expected path outside it, amortised over the values a thread reads
+    per item."""
     all_loops = loops(ins)
+    best = None
     for h, l in all_loops:
         body = range(h, l + 1)
         if not any(is_global_load(ins[k]) for k in body):
@@ -278,13 +283,21 @@ def stats_hot_loop(ins: list[Ins], dtype_bytes: int, values_per_item: int) -> Ho
         if values == 0:
             continue
         hot = Hot(len(xs), values, len(xs) / values, [])
-        outer = [(oh, ol) for oh, ol in all_loops if oh <= h and ol >= l and (oh, ol) != (h, l)]
-        if outer:  # every instruction of the item loop outside the hot loop, once (an upper bound)
-            oh, ol = outer[0]
-            rest = [k for k in range(oh, ol + 1) if not (h <= k <= l) and counted(ins[k])]
+        if best is None or hot.per_unit < best[0].per_unit:
+            best = (hot, h, l)
+    if best is None:
+        return None
+    hot, h, l = best
+    outer = [(oh, ol) for oh, ol in all_loops if oh <= h and ol >= l and (oh, ol) != (h, l)]
+    if outer:  # head of the item loop -> hot loop -> its latch, never re-entering the hot loop
+        oh, ol = outer[0]
+        allowed = {k for k in range(oh, ol + 1) if not h <= k <= l}
+        before = shortest_path(ins, oh, h, allowed | {h})
+        after = shortest_path(ins, l, ol, allowed | {l})
+        if before and after:
+            rest = [k for k in before[:-1] + after[1:] if counted(ins[k])]
             hot.overhead = len(rest) / values_per_item
-        return hot
-    return None
+    return hot
 
 
 # ------------------------------------------------------------------------------ kernels
@@ -432,8 +445,8 @@ def table(rows: list[dict], markdown: bool) -> str:
 
 
 def stats_values_per_item() -> int:
-    """kItem / kThreads of stats_cuda.cu: the values one thread reads per item."""
-    text = (REPO / "csrc/cuda/stats_cuda.cu").read_text()
+    """kItem / kThreads of stats_kernels.cuh: the values one thread reads per item."""
+    text = (REPO / "csrc/cuda/stats_kernels.cuh").read_text()
     consts = {k: int(v) for k, v in re.findall(r"constexpr int (k\w+) = (\d+);", text)}
     m = re.search(r"kItem = std::int64_t\{kThreads\} \* (.*?);", text)
     if not m:
@@ -459,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cuobjdump = find_cuobjdump(args.cuobjdump)
     if cuobjdump is None:
-        print("cuda_budget: no cuobjdump (pip install nvidia-cuda-cuobjdump, or set $CUOBJDUMP)", file=sys.stderr)
+        print("cuda_budget: no cuobjdump (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm, or set $CUOBJDUMP)", file=sys.stderr)
         return 2
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cuda_budget_"))
     work.mkdir(parents=True, exist_ok=True)

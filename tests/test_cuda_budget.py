@@ -1,5 +1,5 @@
 """scripts/cuda_budget.py: its SASS analysis on hand-written SASS (always), and on the real
-kernels when nvcc and cuobjdump are here (pip install nvidia-cuda-cuobjdump); no GPU needed."""
+kernels when nvcc and cuobjdump are here (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm); no GPU needed."""
 from __future__ import annotations
 
 import importlib.util
@@ -78,7 +78,7 @@ def test_flags_are_those_of_the_build():
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
     if shutil.which("nvcc") is None or cb.find_cuobjdump() is None:
-        pytest.skip("needs nvcc and cuobjdump (pip install nvidia-cuda-cuobjdump)")
+        pytest.skip("needs nvcc and cuobjdump (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
     out = tmp_path_factory.mktemp("budget") / "budget.json"
     assert cb.main(["--no-check", "--json", str(out)]) == 0
     import json
@@ -95,3 +95,47 @@ def test_real_kernels_store_whole_blocks_and_do_not_spill(rows):
         assert r["stores"] == [want], (r["name"], r["stores"])
     by = {(r["kind"], r["op"], r["dtype"]): r for r in rows}
     assert by[("fill_contiguous", "uniform", "f32")]["per_unit"] <= cb.UNIFORM_F32_MAX
+
+
+@pytest.mark.backends("numpy")
+def test_real_statistics_kernels_meet_their_budget(rows):
+    stats = {(r["op"], r["dtype"]): r for r in rows if r["kind"] == "stats_partials"}
+    assert sorted(stats) == sorted((op, d) for op in ("bins", "no bins") for d in cb.DTYPE_BYTES)
+    for (op, dtype), r in stats.items():
+        assert r["stack"] == 0 and not r["spill_stores"] and not r["local_ops"], r["name"]
+        if op == "no bins":
+            assert r["occupancy"] == 1.0, (r["name"], r["regs"])
+            if dtype != "f64":
+                assert r["per_unit"] + r["overhead"] <= cb.STATS_PER_VALUE_MAX, r["name"]
+    assert not [v for v in cb.check(rows) if "stats_" in v]
+
+
+def test_statistics_hot_loop_is_the_vector_loop():
+    # an item loop holding a 16-byte-load loop (4 values, 5 instructions) and an element loop
+    # (1 value, 4 instructions): the vector loop is the hot one, the rest of the item loop is
+    # overhead per value
+    sass = """
+        Function : _ZN8fastinit4cuda9gpu_stats21stats_partials_kernelIfLb0EEEvNS1_5BatchEPdPy
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0010*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
+        /*0020*/               @P0 BRA 0x90 ;
+        /*0030*/                   LDG.E.128.CONSTANT R4, desc[UR4][R2.64] ;
+        /*0040*/                   DADD R8, R8, R4 ;
+        /*0050*/                   DADD R8, R8, R5 ;
+        /*0060*/                   IADD3 R2, R2, 0x1000, RZ ;
+        /*0070*/               @!P1 BRA 0x30 ;
+        /*0080*/                   BRA 0xd0 ;
+        /*0090*/                   LDG.E R4, desc[UR4][R2.64] ;
+        /*00a0*/                   DADD R8, R8, R4 ;
+        /*00b0*/                   IADD3 R2, R2, 0x4, RZ ;
+        /*00c0*/               @!P1 BRA 0x90 ;
+        /*00d0*/                   SHFL.DOWN PT, R10, R8, 0x10, 0x1f ;
+        /*00e0*/               @!P2 BRA 0x0 ;
+        /*00f0*/                   EXIT ;
+"""
+    (name, code), = cb.parse_sass(sass).items()
+    assert cb.describe(name)["dtype"] == "f32" and cb.describe(name)["op"] == "no bins"
+    hot = cb.stats_hot_loop(code, 4, values_per_item=64)
+    assert (hot.instructions, hot.units) == (5, 4.0)
+    # S2R, BAR, @P0 BRA (falls through) before; BRA 0xd0, SHFL, @!P2 BRA after: 6 / 64
+    assert hot.overhead == pytest.approx(6 / 64)

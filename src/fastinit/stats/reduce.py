@@ -6,7 +6,7 @@ and a histogram of a tensor, or of a whole list of tensors at once.
 >>> s.mean, s.std, s.min, s.max, s.zeros, s.nans
 >>> s.hist.sum(), s.edges[0], s.edges[-1]          # numpy.histogram's counts and edges
 (1048576, -4.0, 4.0)
->>> rows = fastinit.stats(list(model.parameters()))  # a list: one CUDA launch, one record each
+>>> rows = fastinit.stats(list(model.parameters()))  # a list: one CUDA launch per dtype, one record each
 >>> [r.std for r in rows]
 
 Semantics (every backend: the compiled CPU core, CUDA, NumPy, torch ops on other devices):
