@@ -68,7 +68,7 @@ def run(exe, xs, bins=0, range=None, grid_cap=3, misalign=0, tmp=None) -> np.nda
     src, dst = tmp / "in.bin", tmp / "out.bin"
     src.write_bytes(bytes(blob))
     res = subprocess.run([str(exe), str(src), str(dst), str(grid_cap)], capture_output=True, text=True,
-                         timeout=600, check=False)
+                         timeout=300, check=False)  # a hang fails here (deadlocks exit 3)
     assert res.returncode == 0, res.stderr
     return np.frombuffer(dst.read_bytes(), dtype=np.float64).reshape(len(xs), HEAD + bins)
 
@@ -86,7 +86,6 @@ def tensors(rng, sizes, dtypes=tuple(CODES)):
             for i, n in enumerate(sizes)]
 
 
-@pytest.mark.timeout(600)
 def test_every_dtype_item_edges_and_grid_independence(emulator, rng, tmp_path):
     # whole items, tails, one element, empty; every dtype in one list (a launch per dtype)
     xs = tensors(rng, [16384, 16385, 40000, 1, 0, 300, 16383, 5000])
@@ -95,7 +94,6 @@ def test_every_dtype_item_edges_and_grid_independence(emulator, rng, tmp_path):
     np.testing.assert_array_equal(a, b)  # the grid size changes no bit
 
 
-@pytest.mark.timeout(600)
 def test_histograms_every_counter_layout_and_default_range(emulator, rng, tmp_path):
     xs = tensors(rng, [20000, 777, 3])
     xs[0][::97] = float("nan")
@@ -106,7 +104,6 @@ def test_histograms_every_counter_layout_and_default_range(emulator, rng, tmp_pa
     check(emulator, xs[1:], tmp_path, bins=20000, range=(-1.0, 1.0))  # global atomics
 
 
-@pytest.mark.timeout(600)
 def test_special_values_misaligned_and_permuted(emulator, rng, tmp_path):
     v = random_values(rng, 20000, zeros=0.2)
     marks = rng.integers(0, 6, v.size)
@@ -121,7 +118,6 @@ def test_special_values_misaligned_and_permuted(emulator, rng, tmp_path):
     check(emulator, [m.t(), m.flip(0), torch.full((7,), float("nan")), torch.zeros(16384)], tmp_path, bins=3)
 
 
-@pytest.mark.timeout(600)
 def test_offset_and_values_near_the_largest_double(emulator, rng, tmp_path):
     # offset 1e4, spread 1e-2: the shift keeps the variance exact to float64 rounding
     x = torch.from_numpy(rng.standard_normal(40000) * 1e-2 + 1e4)
@@ -142,7 +138,6 @@ def test_offset_and_values_near_the_largest_double(emulator, rng, tmp_path):
         np.testing.assert_array_equal(s.hist, np.histogram(arr, 4)[0])
 
 
-@pytest.mark.timeout(600)
 def test_outlier_sample_bound(emulator, rng, tmp_path):
     # the worst case of the shift: the sampled values (each thread's first) are the outliers
     v = rng.standard_normal(16384)
@@ -152,7 +147,6 @@ def test_outlier_sample_bound(emulator, rng, tmp_path):
     assert s.var == pytest.approx(ref["var"], rel=1e-12)
 
 
-@pytest.mark.timeout(600)
 def test_more_tensors_than_one_batch(emulator, rng, tmp_path):
     xs = tensors(rng, [int(k) % 37 + 1 for k in range(1300)], dtypes=(torch.float32, torch.bfloat16))
     check(emulator, xs, tmp_path, bins=4, range=(-3.0, 3.0), grid_cap=2)
