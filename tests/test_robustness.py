@@ -262,6 +262,27 @@ def test_overlapping_views_are_refused_before_any_draw(backend):
         fastinit.normal_(np.lib.stride_tricks.as_strided(np.zeros(10), (3, 3), (16, 8)))
 
 
+def test_orthogonal_checks_its_gain_before_refusing_an_overlapping_view(backend):
+    # torch's orthogonal_ writes a view whose overlap torch cannot prove (copy_), then rejects a
+    # bad gain in mul_(gain): a TypeError, as here; with a good gain torch writes in a racy order
+    # and fastinit refuses the view. Nothing is written either way. (Found by tests/test_fuzz.py.)
+    base = torch.zeros(20)
+    view = base.as_strided((2, 3), (2, 1))
+    with pytest.raises(TypeError):
+        torch.nn.init.orthogonal_(view.clone().as_strided((2, 3), (2, 1)), gain="0.5")
+    with pytest.raises(TypeError, match="gain"):
+        fastinit.orthogonal_(view, gain="0.5")
+    with pytest.raises(RuntimeError, match="more than one element"):
+        fastinit.orthogonal_(view, gain=0.5)
+    # an expanded view: torch's copy_ proves the overlap and refuses it before the gain
+    expanded = base[:4].expand(3, 4)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        torch.nn.init.orthogonal_(expanded, gain=None)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        fastinit.orthogonal_(expanded, gain=None)
+    assert torch.equal(base, torch.zeros(20))
+
+
 def test_interleaved_views_that_do_not_overlap_are_filled(backend):
     """Strides (2, 1) over shape (3, 2) interleave but touch each location once: written, with
     the values of the same shape made contiguously (row-major order of the view)."""

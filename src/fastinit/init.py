@@ -23,7 +23,7 @@ from .dispatch.arguments import (constant_value, float_arg, handle_torch_functio
                                  scalar_arg)
 from .dispatch.fill import PURPOSE_AUX, fill_plain_cpu, random_fill, write_values
 from .dispatch.sharding import fill_whole_dtensor
-from .dispatch.target import as_target, is_tensor, plain_cpu_format, torch_module
+from .dispatch.target import OverlapError, as_target, is_tensor, plain_cpu_format, torch_module
 from .fans import calculate_correct_fan, calculate_fan_in_and_fan_out, calculate_gain
 from .stream.dtypes import FLOAT32, FLOAT64
 from .stream.keys import GeneratorLike, next_key
@@ -404,7 +404,14 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: GeneratorLike = None
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if 0 in tensor.shape or (is_tensor(tensor) and tensor.is_meta):
         return tensor  # a no-op before any other check, as in torch
-    target = as_target(tensor, "orthogonal_")
+    try:
+        target = as_target(tensor, "orthogonal_")
+    except OverlapError:
+        # torch's copy_ refuses the views it proves overlapping (an expanded dim); one whose
+        # overlap it cannot prove it writes, and then its mul_(gain) rejects a bad gain first
+        if is_tensor(tensor) and torch_module()._debug_has_internal_overlap(tensor) != 1:
+            _check_real("orthogonal_", "gain", scalar_arg(gain))
+        raise
     gain = _check_real("orthogonal_", "gain", scalar_arg(gain))  # torch's mul_(gain): a Scalar
     if target.skip:
         return tensor

@@ -40,6 +40,12 @@ _INFERENCE_MESSAGE = ("Inplace update to inference tensor outside InferenceMode 
                       "See https://github.com/pytorch/rfcs/pull/17 for more details.")
 
 
+class OverlapError(RuntimeError):
+    """A write to a view whose elements share memory (torch raises a RuntimeError with the same
+    message). Its own type so that callers can order it after argument checks, as torch does
+    where its ops write overlapping views and fail later on an argument."""
+
+
 def torch_module():
     """torch if the caller has imported it (a tensor can only come from an imported torch)."""
     return sys.modules.get("torch")
@@ -177,7 +183,7 @@ def _tensor_target(torch: Any, x: Any, fn_name: str) -> Target:
     strides = tuple(x.stride())
     if numel > 1 and not x.is_contiguous():
         if torch._debug_has_internal_overlap(x) == 1 or not strides_are_disjoint(shape, strides):
-            raise RuntimeError(f"fastinit.{fn_name}: {_OVERLAP_MESSAGE}")
+            raise OverlapError(f"fastinit.{fn_name}: {_OVERLAP_MESSAGE}")
     ptr = x.data_ptr()
     if ptr == 0 and numel > 0:  # a tensor without addressable storage of its own
         return Target(x, True, fmt, shape, None, 0, device, numel, staged=True)
@@ -266,7 +272,7 @@ def _array_target(x: np.ndarray, fn_name: str) -> Target:
         if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)) or (
                 all(s % item == 0 for s in x.strides)
                 and not strides_are_disjoint(shape, [s // item for s in x.strides])):
-            raise RuntimeError(f"fastinit.{fn_name}: unsupported operation: more than one "
+            raise OverlapError(f"fastinit.{fn_name}: unsupported operation: more than one "
                                "element of the written-to array refers to a single memory location")
     if not x.dtype.isnative:  # byte-swapped: values made natively, then assigned (numpy swaps)
         return Target(x, False, fmt, shape, None, 0, "cpu", x.size, staged=True)
