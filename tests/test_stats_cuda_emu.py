@@ -138,7 +138,7 @@ def test_offset_and_values_near_the_largest_double(emulator, rng, tmp_path):
         s = Stats.from_raw(row, 4)
         ref_mean = math.fsum(arr * 2.0**-20) / arr.size * 2.0**20
         assert s.mean == pytest.approx(ref_mean, rel=1e-14, abs=1e-15 * 1e308)
-        assert (s.min, s.max, s.count, s.nans) == (arr.min(), arr.max(), arr.size, 0)
+        assert (s.min, s.max, s.count, s.nans, s.norm) == (arr.min(), arr.max(), arr.size, 0, math.inf)
         np.testing.assert_array_equal(s.hist, np.histogram(arr, 4)[0])
 
 

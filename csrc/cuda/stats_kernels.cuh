@@ -386,7 +386,9 @@ __device__ __forceinline__ double record_field(const ThreadSums<V> (&part)[kWarp
         x += part[w].q;
         n += part[w].n;
       }
-      return x + s * (2.0 * c + static_cast<double>(n) * s);
+      x += s * (2.0 * c + static_cast<double>(n) * s);
+      // NaN only from an overflow (inf - inf), and then Σx² itself overflows
+      return x == x ? (x > 0.0 ? x : 0.0) : HUGE_VAL;
     }
     case kStatMin:
     case kStatMax:
