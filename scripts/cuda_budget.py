@@ -21,10 +21,10 @@ How the hot loop is found (static analysis, so a model of the run, not a measure
     the vector store rather than the lane-by-lane one, the sqrt fast path, no early exit;
   * fill kernels: the Philox multiplies by M0 = 0xD2511F53 on the path (10 per block) give the
     blocks it computes; the hot loop is the loop with the fewest instructions per block;
-  * statistics: the hot loop is the loop with global loads that has the fewest instructions per
-    value loaded (values per iteration: its loaded bytes over the dtype's size); the expected
-    path of the item loop outside it (the shift's sample, the CTA reduction) is added,
-    amortised over the values a thread reads per item.
+  * statistics: the hot loop is the innermost loop with 16-byte global loads that has the fewest
+    instructions per value loaded (values per iteration: its loaded bytes over the dtype's
+    size); the expected path of the item loop outside it (the shift's sample, the CTA
+    reduction) is added, amortised over the values a thread reads per item.
 """
 from __future__ import annotations
 
@@ -267,9 +267,8 @@ def fill_hot_loop(ins: list[Ins], dtype_bytes: int) -> Hot | None:
 def stats_hot_loop(ins: list[Ins], dtype_bytes: int, values_per_item: int) -> Hot | None:
     """The innermost loop with 16-byte global loads (else with any) that has the fewest
     instructions per value loaded on its expected path (the vector loop, not the element-by-
-    element tail nor float64's rare rescaled pass), plus the
-    enclosing item loop's expected path outside it, amortised over the values a thread reads
-    per item."""
+    element tail nor float64's rare rescaled pass), plus the enclosing item loop's expected
+    path outside it, amortised over the values a thread reads per item."""
     all_loops = loops(ins)
     with_loads = [(h, l) for h, l in all_loops if any(is_global_load(ins[k]) for k in range(h, l + 1))]
     # the 16-byte-load loop when there is one (not the tail's or a rare path's scalar loads)

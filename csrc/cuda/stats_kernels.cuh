@@ -419,7 +419,8 @@ __device__ __forceinline__ double record_field(const ThreadSums<V> (&part)[kWarp
 }
 
 // The CTA's record of an item of `count` values at p (count == kItem: the whole item; less: the
-// tail of a tensor). Thread 0 writes it to rec; every thread must call this.
+// tail of a tensor). Threads 0 .. kStatsHead - 1 write its fields to rec; every thread must call
+// this.
 template <class T, bool kBins>
 __device__ __forceinline__ void item_record(const T* __restrict__ p, int count, const HistSink& hist,
                                             ItemShared<typename Value<T>::V>& sh, double* rec) {

@@ -1,10 +1,11 @@
 // A CUDA execution model on the CPU, for checking kernels' logic without a GPU: each CUDA thread
 // of a CTA is a coroutine on one OS thread (started on its own stack by ucontext, switched by
-// _setjmp/_longjmp, which do not save the signal mask: a system call per switch otherwise), CTAs run one after another, and the warp
-// intrinsics (shuffles, ballots) and __syncthreads are barriers between the coroutines. It
-// checks indexing, synchronisation and the arithmetic of the kernel source as written (IEEE
-// float64 / float32 on the host, no contraction: compile with -ffp-contract=off), not the GPU's
-// own instructions (MUFU, hardware conversions) or its memory model.
+// _setjmp/_longjmp, which do not save the signal mask: a system call per switch otherwise),
+// CTAs run one after another, and the warp intrinsics (shuffles, ballots) and __syncthreads are
+// barriers between the coroutines. It checks indexing, synchronisation and the arithmetic of
+// the kernel source as written (IEEE float64 / float32 on the host, no contraction: compile
+// with -ffp-contract=off), not the GPU's own instructions (MUFU, hardware conversions) or its
+// memory model.
 //
 // A warp whose lanes do not all reach a warp intrinsic, or a CTA whose threads do not all reach
 // __syncthreads, deadlocks on a GPU; here it is reported (exit status 3) instead of hanging.
